@@ -1,0 +1,247 @@
+from django.core.files.storage import default_storage
+from django.http import FileResponse, StreamingHttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.generics import ListAPIView
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from jobs.archive import archive_stream
+from jobs.models import Artifact, Job, JobTransition, Priority, State
+from jobs.selectors import events_after, job_for, jobs_visible_to
+from jobs.services import job_cancel, job_set_priority, job_submit
+from portal.projects.models import Role
+from portal.projects.selectors import project_for
+from portal.uploads.models import Upload
+
+MAX_EVENTS = 1000
+
+
+class TransitionSerializer(serializers.ModelSerializer):
+    by = serializers.CharField(source="by.username", default=None)
+
+    class Meta:
+        model = JobTransition
+        fields = ["from_state", "to_state", "reason", "by", "attempt", "node", "at"]
+
+
+class JobSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username")
+    priority = serializers.CharField(source="priority_name")
+    node = serializers.CharField(source="node.name", default=None)
+    inputs = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "project",
+            "kind",
+            "name",
+            "owner",
+            "params",
+            "inputs",
+            "priority",
+            "state",
+            "node",
+            "gpu",
+            "attempt",
+            "progress",
+            "progress_message",
+            "error",
+            "metrics",
+            "cancel_requested",
+            "time_limit",
+            "created_at",
+            "queued_at",
+            "started_at",
+            "finished_at",
+        ]
+
+    def get_inputs(self, job) -> list[int]:
+        return [i.upload_id for i in job.job_inputs.all()]
+
+
+class JobDetailSerializer(JobSerializer):
+    transitions = TransitionSerializer(many=True, read_only=True)
+
+    class Meta(JobSerializer.Meta):
+        fields = [*JobSerializer.Meta.fields, "transitions"]
+
+
+class JobInput(serializers.Serializer):
+    project = serializers.IntegerField()
+    kind = serializers.CharField(max_length=40)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    params = serializers.JSONField(required=False, default=dict)
+    inputs = serializers.ListField(
+        child=serializers.IntegerField(), required=False, default=list, max_length=50
+    )
+    priority = serializers.ChoiceField(choices=Priority.labels, required=False, default="normal")
+    force = serializers.BooleanField(required=False, default=False)
+    time_limit = serializers.IntegerField(
+        required=False, min_value=1, allow_null=True, default=None
+    )
+
+
+class PriorityInput(serializers.Serializer):
+    priority = serializers.ChoiceField(choices=Priority.labels)
+
+
+class EventPage(serializers.Serializer):
+    results = serializers.ListField(child=serializers.DictField())
+    last_id = serializers.IntegerField()
+    more = serializers.BooleanField()
+    state = serializers.CharField()
+
+
+class ArtifactSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Artifact
+        fields = ["name", "size", "sha256", "created_at"]
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("project", int),
+        OpenApiParameter("state", str, enum=State.values),
+        OpenApiParameter("kind", str),
+    ]
+)
+class JobListView(ListAPIView):
+    serializer_class = JobSerializer
+
+    def get_queryset(self):
+        jobs = jobs_visible_to(self.request.user).prefetch_related("job_inputs")
+        params = self.request.query_params
+        if "project" in params:
+            jobs = jobs.filter(project=project_for(self.request.user, params["project"]))
+        if "state" in params:
+            if params["state"] not in State.values:
+                raise ValidationError({"state": f"One of {', '.join(State.values)}."})
+            jobs = jobs.filter(state=params["state"])
+        if "kind" in params:
+            jobs = jobs.filter(kind=params["kind"])
+        return jobs
+
+    @extend_schema(
+        request=JobInput,
+        responses={201: JobSerializer, 200: JobSerializer},
+        summary="Submit a job (200 with the existing one when the same work is queued or running)",
+    )
+    def post(self, request):
+        data = JobInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        project = project_for(request.user, values["project"], role=Role.EDITOR)
+        uploads = {u.pk: u for u in Upload.objects.filter(project=project, pk__in=values["inputs"])}
+        missing = [i for i in values["inputs"] if i not in uploads]
+        if missing:
+            raise ValidationError({"inputs": f"No upload {missing[0]} in this project."})
+        job, created = job_submit(
+            project=project,
+            by=request.user,
+            kind=values["kind"],
+            name=values["name"],
+            params=values["params"],
+            inputs=[uploads[i] for i in values["inputs"]],
+            priority=values["priority"],
+            force=values["force"],
+            time_limit=values["time_limit"],
+        )
+        return Response(
+            JobSerializer(job).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class JobDetailView(APIView):
+    @extend_schema(responses=JobDetailSerializer)
+    def get(self, request, pk):
+        return Response(JobDetailSerializer(job_for(request.user, pk)).data)
+
+
+class JobCancelView(APIView):
+    @extend_schema(request=None, responses=JobSerializer, summary="Cancel a job (editors)")
+    def post(self, request, pk):
+        job = job_cancel(job=job_for(request.user, pk, role=Role.EDITOR), by=request.user)
+        return Response(JobSerializer(job).data)
+
+
+class JobPriorityView(APIView):
+    @extend_schema(
+        request=PriorityInput, responses=JobSerializer, summary="Change a waiting job's priority"
+    )
+    def post(self, request, pk):
+        job = job_for(request.user, pk, role=Role.EDITOR)
+        data = PriorityInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = job_set_priority(job=job, priority=data.validated_data["priority"], by=request.user)
+        return Response(JobSerializer(job).data)
+
+
+class JobEventsView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("after", int, description="Only events with a larger id"),
+            OpenApiParameter("limit", int, description=f"At most this many (≤ {MAX_EVENTS})"),
+        ],
+        responses=EventPage,
+        summary="A job's events after an id, oldest first",
+    )
+    def get(self, request, pk):
+        job = job_for(request.user, pk)
+        try:
+            after = int(request.query_params.get("after", 0))
+            limit = min(int(request.query_params.get("limit", MAX_EVENTS)), MAX_EVENTS)
+        except ValueError:
+            raise ValidationError({"after": "A whole number (an event id)."}) from None
+        if after < 0 or limit < 1:
+            raise ValidationError({"after": "Not negative; limit at least 1."})
+        events = events_after(job, after, limit + 1)
+        more = len(events) > limit
+        events = events[:limit]
+        return Response(
+            {
+                "results": [e.as_message() for e in events],
+                "last_id": events[-1].seq if events else after,
+                "more": more,
+                "state": job.state,
+            }
+        )
+
+
+class ArtifactListView(APIView):
+    @extend_schema(responses=ArtifactSerializer(many=True))
+    def get(self, request, pk):
+        job = job_for(request.user, pk)
+        return Response(ArtifactSerializer(job.artifacts.all(), many=True).data)
+
+
+class ArtifactContentView(APIView):
+    @extend_schema(
+        responses={(200, "application/octet-stream"): bytes}, summary="An artifact's bytes"
+    )
+    def get(self, request, pk, name):
+        job = job_for(request.user, pk)
+        artifact = job.artifacts.filter(name=name).first()
+        if artifact is None:
+            raise NotFound("No such artifact.")
+        response = FileResponse(
+            default_storage.open(artifact.storage_key, "rb"),
+            as_attachment=True,
+            filename=name.rsplit("/", 1)[-1],
+        )
+        response["Content-Length"] = artifact.size
+        response["ETag"] = f'"{artifact.sha256}"'
+        return response
+
+
+class ArchiveView(APIView):
+    @extend_schema(responses={(200, "application/zip"): bytes}, summary="All artifacts as a ZIP")
+    def get(self, request, pk):
+        job = job_for(request.user, pk)
+        response = StreamingHttpResponse(archive_stream(job), content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="job-{job.pk}.zip"'
+        return response

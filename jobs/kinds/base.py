@@ -1,0 +1,83 @@
+"""The interface every job kind implements.
+
+A kind is a plug-in in a module of its own (`jobs/kinds/check.py`, …) registered by one line in
+`jobs/kinds/__init__.py`. It:
+
+- `validate`s parameters and inputs at submission (knowing who submits to which project),
+  raising `PortalError` with a message for a scientist, and returns the cleaned parameters that
+  are stored with the job;
+- names any `extra_inputs` the node must fetch besides the uploads (another job's artifact, such
+  as a trained model);
+- `build`s what runs on the node: a `Command` (a fresh subprocess per job) or, for a kind
+  with `engine` set, a request for a resident engine process that keeps its model loaded
+  between jobs on the same GPU (see jobs/engine.py);
+- `collect`s outputs: by default every file the job wrote into its `out/` directory becomes an
+  artifact.
+
+Whichever way it runs, the job's output reaches the portal as lines on stdout; a line starting
+with the marker of jobs/report.py carries a metric point or a progress change.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Command:
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunContext:
+    """What a kind knows of the job it builds a run for, on the node."""
+
+    job_id: int
+    params: dict
+    inputs: list[Path]  # the inputs, fetched into the scratch directory, in order
+    scratch: Path  # the job's working directory
+    out: Path  # files written here become the job's artifacts
+    gpu: int | None  # the GPU index the job may use, None for a CPU slot
+    input_digests: list[str] = field(default_factory=list)
+    input_kinds: list[str] = field(default_factory=list)  # each upload's kind (fasta, csv, …)
+    extras: dict[str, Path] = field(default_factory=dict)  # extra inputs, by name
+
+
+class JobKind:
+    name: str = ""
+    title: str = ""
+    # "none": CPU slots only; "optional": a GPU slot if free, else a CPU slot; "required".
+    gpu: str = "optional"
+    # Engines (as the node agent reports them: "torch", "boltz") a node must have ready.
+    requires: tuple[str, ...] = ()
+    # How many uploads the kind takes, and of which kinds.
+    min_inputs: int = 0
+    max_inputs: int = 0
+    input_kinds: tuple[str, ...] = ()
+    # Set to an engine name to run in a resident engine process instead of a subprocess.
+    engine: str | None = None
+
+    def validate(self, params: dict, inputs: list, *, user=None, project=None) -> dict:
+        """Check parameters (and the uploads given as inputs); return the cleaned parameters."""
+        return params
+
+    def extra_inputs(self, params: dict) -> list[dict]:
+        """Files besides the uploads the node fetches into `in/`: dicts of `name`,
+        `storage_key` and `sha256` (checked on arrival)."""
+        return []
+
+    def gpu_memory(self, params: dict, inputs: list) -> int | None:
+        """Bytes of GPU memory the job needs, if known: it goes only to a GPU that large."""
+        return None
+
+    def build(self, context: RunContext) -> Command:
+        """The command that runs the job (subprocess kinds)."""
+        raise NotImplementedError
+
+    def engine_request(self, context: RunContext) -> dict:
+        """What the resident engine is asked to do (engine kinds)."""
+        raise NotImplementedError
+
+    def collect(self, context: RunContext) -> list[Path]:
+        """The files that become artifacts."""
+        return sorted(p for p in context.out.rglob("*") if p.is_file())

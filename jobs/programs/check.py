@@ -1,0 +1,77 @@
+"""The `check` job's program: `python -m jobs.programs.check --out DIR [--sleep SECONDS]`."""
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+from jobs import report
+from nodes import probe
+
+
+def cuda_works() -> dict:
+    """Whether torch can really compute on this job's GPU (CUDA_VISIBLE_DEVICES)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"available": False}
+    device = torch.device("cuda")
+    x = torch.randn(256, 256, device=device)
+    value = float((x @ x.T).trace().item())
+    return {
+        "available": True,
+        "device": torch.cuda.get_device_name(device),
+        "matmul_ok": value == value,  # not NaN
+        "torch_cuda": torch.version.cuda,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--sleep", type=float, default=0)
+    args = parser.parse_args()
+
+    if args.sleep:
+        whole = int(args.sleep)
+        for second in range(whole):
+            print(f"waiting: {second + 1} of {whole} s", flush=True)
+            report.progress(100 * (second + 1) / (whole + 1), "waiting")
+            time.sleep(1)
+        time.sleep(args.sleep - whole)
+
+    result = {"host": platform.node(), "python": platform.python_version()}
+    result["driver"] = probe.driver_version()
+    result["gpus"] = probe.gpu_snapshot()
+    print(f"NVIDIA driver: {result['driver'] or 'none'}", flush=True)
+    for gpu in result["gpus"]:
+        print(
+            f"GPU {gpu['index']}: {gpu['name']}, {gpu['memory_total'] / 2**30:.1f} GiB", flush=True
+        )
+    result["system"] = probe.system_snapshot()
+    result["torch"] = probe.torch_info(check_cuda=False)
+    if result["torch"]["version"]:
+        result["torch"]["cuda"] = cuda_works()
+        print(
+            f"torch {result['torch']['version']}; CUDA "
+            f"{'works' if result['torch']['cuda']['available'] else 'not available'}",
+            flush=True,
+        )
+    else:
+        print("torch: not installed", flush=True)
+    result["boltz"] = probe.boltz_info()
+    boltz = result["boltz"]
+    if boltz["version"]:
+        weights = "present" if boltz["weights"] else f"missing ({', '.join(boltz['missing'])})"
+        print(f"boltz {boltz['version']}; weights in {boltz['cache']}: {weights}", flush=True)
+    else:
+        print("boltz: not installed", flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "check.json").write_text(json.dumps(result, indent=2))
+    report.progress(100, "done")
+    print("check complete", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,379 @@
+"""Running one placement of a job on a node: the Django-Q2 task `run_job`.
+
+The runner claims the job, fetches its inputs into a scratch directory, starts it (a fresh
+subprocess in its own process group, or a request to the GPU's resident engine), turns its
+output into events in batches, watches for cancel, time and silence limits and for the run
+being superseded, stores the artifacts and finishes the job. Everything it writes is fenced by
+the placement number it was given.
+"""
+
+import ctypes
+import hashlib
+import logging
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.files import File
+from django.core.files.storage import default_storage
+
+from jobs import report
+from jobs.kinds import get_kind
+from jobs.kinds.base import Command, RunContext
+from jobs.models import Job, State
+from jobs.services import events_append, job_finish, job_requeue, job_start
+from portal.uploads.filenames import safe_filename
+
+log = logging.getLogger(__name__)
+
+# Output is written at most every FLUSH_SECONDS (or every FLUSH_LINES lines): a line after a
+# quiet moment goes out at once, a flood goes out in batches, never a transaction per line.
+FLUSH_SECONDS = 0.25
+FLUSH_LINES = 500
+POLL_SECONDS = 0.5
+MAX_LINE = 10_000
+# Settings a job's process has no business seeing.
+HIDDEN_ENV = ("DATABASE_URL", "REDIS_URL", "DJANGO_SECRET_KEY", "PORTAL_S3_", "AWS_")
+DONE = object()
+
+
+@dataclass
+class Outcome:
+    state: str
+    reason: str
+    error: str = ""
+    by: object = None
+
+
+# If the runner dies (its node was killed), its job dies too instead of holding the GPU as an
+# orphan: the parent-death signal. util-linux's setpriv sets it and execs the job, which keeps
+# Python's fast spawn path; without setpriv, a preexec function does it (a slower full fork).
+SETPRIV = shutil.which("setpriv")
+
+
+def _die_with_parent():
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def job_environment(gpu: int | None, extra: dict) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(HIDDEN_ENV)}
+    env["CUDA_VISIBLE_DEVICES"] = "" if gpu is None else str(gpu)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in [str(settings.BASE_DIR), env.get("PYTHONPATH", "")] if p
+    )
+    env.update(extra)
+    return env
+
+
+class SubprocessRun:
+    """A job as a subprocess in a process group of its own, its output read line by line."""
+
+    def __init__(self, command: Command, context: RunContext):
+        self.lines: queue.Queue = queue.Queue(maxsize=10_000)
+        argv = [SETPRIV, "--pdeathsig", "KILL", *command.argv] if SETPRIV else command.argv
+        self.process = subprocess.Popen(
+            argv,
+            cwd=context.scratch,
+            env=job_environment(context.gpu, command.env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=None if SETPRIV else _die_with_parent,
+        )
+        self._readers = [
+            threading.Thread(target=self._read, args=(stream,), daemon=True)
+            for stream in (self.process.stdout, self.process.stderr)
+        ]
+        for reader in self._readers:
+            reader.start()
+        self.open_streams = 2
+
+    def _read(self, stream):
+        for raw in stream:
+            self.lines.put(raw.decode("utf-8", "replace").rstrip("\r\n")[:MAX_LINE])
+        self.lines.put(DONE)
+
+    def exit_code(self) -> int | None:
+        return self.process.wait()
+
+    def stop(self, grace: float) -> None:
+        """SIGTERM to the whole process group, SIGKILL after `grace` seconds."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                self.process.wait(grace)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+
+def _duration(seconds: float) -> str:
+    return str(timedelta(seconds=int(seconds)))
+
+
+class JobRun:
+    def __init__(self, job: Job, placement: int):
+        self.job = job
+        self.placement = placement
+        self.kind = get_kind(job.kind)
+        node_scratch = settings.WORKDIR / "scratch" / (settings.PORTAL_NODE_NAME or "local")
+        self.scratch = node_scratch / f"job-{job.pk}-{placement}"
+        self.tail: list[str] = []
+        self._batch: list[dict] = []
+        self._last_flush = 0.0
+
+    # --- the run --------------------------------------------------------------------------
+    def execute(self) -> None:
+        if self.scratch.exists():
+            shutil.rmtree(self.scratch)
+        (self.scratch / "in").mkdir(parents=True)
+        (self.scratch / "out").mkdir()
+        inputs, digests, kinds = self.fetch_inputs()
+        context = RunContext(
+            job_id=self.job.pk,
+            params=self.job.params,
+            inputs=inputs,
+            scratch=self.scratch,
+            out=self.scratch / "out",
+            gpu=self.job.gpu,
+            input_digests=digests,
+            input_kinds=kinds,
+            extras=self.fetch_extras(),
+        )
+        if self.kind.engine:
+            from jobs.engine import EngineRun
+
+            process = EngineRun(self.kind, context, on_line=self.emit_now)
+        else:
+            process = SubprocessRun(self.kind.build(context), context)
+        outcome = self.watch(process)
+        if outcome is None:
+            log.info(
+                "job %s placement %s was superseded; nothing stored", self.job.pk, self.placement
+            )
+            return
+        artifacts = self.store(self.kind.collect(context))
+        # The last output goes in the same transaction as the end of the run.
+        events, self._batch = self._batch, []
+        job_finish(
+            job_id=self.job.pk,
+            placement=self.placement,
+            state=outcome.state,
+            reason=outcome.reason,
+            error=outcome.error,
+            artifacts=artifacts,
+            events=events,
+            by=outcome.by,
+        )
+
+    def fetch_inputs(self) -> tuple[list[Path], list[str], list[str]]:
+        """Copy the inputs from storage into `in/`, checking their digests on the way."""
+        paths, digests, kinds, taken = [], [], [], set()
+        for job_input in self.job.job_inputs.select_related("upload"):
+            upload = job_input.upload
+            name = safe_filename(upload.name)
+            if name in taken:
+                name = f"{job_input.position}-{name}"
+            taken.add(name)
+            paths.append(self.fetch(upload.storage_key, upload.sha256, name, upload.name))
+            digests.append(upload.sha256)
+            kinds.append(upload.kind)
+        return paths, digests, kinds
+
+    def fetch_extras(self) -> dict[str, Path]:
+        extras = {}
+        for extra in self.kind.extra_inputs(self.job.params):
+            name = f"extra-{safe_filename(extra['name'])}"
+            extras[extra["name"]] = self.fetch(
+                extra["storage_key"], extra["sha256"], name, extra["name"]
+            )
+        return extras
+
+    def fetch(self, key: str, sha256: str, name: str, label: str) -> Path:
+        path = self.scratch / "in" / name
+        digest = hashlib.sha256()
+        with default_storage.open(key, "rb") as source, open(path, "wb") as out:
+            while chunk := source.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != sha256:
+            raise RuntimeError(f"input '{label}' in storage does not match its digest")
+        return path
+
+    def watch(self, process) -> Outcome | None:
+        """Pump output into events until the run ends; None when it was superseded."""
+        job = self.job
+        started = last_output = time.monotonic()
+        next_poll = started + POLL_SECONDS
+        streams_open = process.open_streams
+        stopping: Outcome | None = None
+        superseded = stopped = False
+        while streams_open:
+            try:
+                item = process.lines.get(timeout=0.1)
+            except queue.Empty:
+                item = None
+            now = time.monotonic()
+            if item is DONE:
+                streams_open -= 1
+            elif item is not None:
+                last_output = now
+                self.add(report.parse(item))
+            if self._batch and (
+                len(self._batch) >= FLUSH_LINES or now - self._last_flush >= FLUSH_SECONDS
+            ):
+                superseded |= not self.flush()
+            if stopping is None and not superseded and now >= next_poll:
+                next_poll = now + POLL_SECONDS
+                superseded, stopping = self.check(started, last_output, now)
+            if (superseded or stopping is not None) and not stopped:
+                stopped = True
+                process.stop(settings.PORTAL_JOB_KILL_GRACE)
+        code = process.exit_code()
+        if superseded:
+            return None
+        if stopping is not None:
+            if stopping.state == State.QUEUED:
+                if not self._batch or self.flush():
+                    job_requeue(job=job, reason=stopping.reason)
+                return None
+            return stopping
+        if code == 0:
+            return Outcome(State.SUCCEEDED, "finished")
+        if code is not None and code < 0:
+            reason = f"was killed by {signal.Signals(-code).name}"
+        else:
+            reason = f"exited with code {code}"
+        return Outcome(State.FAILED, reason, "\n".join(self.tail[-20:]))
+
+    def check(self, started: float, last_output: float, now: float):
+        """(superseded, why to stop) from the job's row and the clock."""
+        job = self.job
+        row = (
+            Job.objects.filter(pk=job.pk)
+            .values(
+                "state", "placement", "cancel_requested", "cancel_requested_by", "node__enabled"
+            )
+            .first()
+        )
+        if row is None or row["placement"] != self.placement or row["state"] != State.RUNNING:
+            return True, None
+        if row["cancel_requested"]:
+            by = get_user_model().objects.filter(pk=row["cancel_requested_by"]).first()
+            who = f" by {by.username}" if by else ""
+            return False, Outcome(State.CANCELLED, f"cancelled{who}", by=by)
+        if not row["node__enabled"]:
+            return False, Outcome(State.QUEUED, "its node was disabled")
+        if now - started > job.time_limit:
+            return False, Outcome(
+                State.FAILED,
+                f"ran past its time limit of {_duration(job.time_limit)}",
+                "Stopped: the job ran past its time limit.",
+            )
+        if now - last_output > job.silence_limit:
+            return False, Outcome(
+                State.FAILED,
+                f"printed nothing and reported no progress for {_duration(job.silence_limit)}",
+                "Stopped: the job went silent.",
+            )
+        return False, None
+
+    # --- events ---------------------------------------------------------------------------
+    def add(self, event: dict) -> None:
+        if event["type"] == "log":
+            self.tail = [*self.tail[-40:], event["line"]]
+        self._batch.append(event)
+
+    def flush(self) -> bool:
+        batch, self._batch = self._batch, []
+        self._last_flush = time.monotonic()
+        return events_append(
+            job_id=self.job.pk, placement=self.placement, events=batch, durable=False
+        )
+
+    def emit_now(self, line: str) -> None:
+        """A line the runner itself has to say (engine start-up, …)."""
+        self.add({"type": "log", "line": line})
+
+    # --- artifacts and scratch ------------------------------------------------------------
+    def store(self, paths: list[Path]) -> list[dict]:
+        artifacts, taken = [], set()
+        out = self.scratch / "out"
+        for path in paths:
+            parts = [safe_filename(part) for part in path.relative_to(out).parts]
+            name = "/".join(parts)
+            if name in taken:
+                continue
+            taken.add(name)
+            key = f"artifacts/{self.job.pk}/{self.placement}/{name}"
+            digest = hashlib.sha256()
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    digest.update(chunk)
+                f.seek(0)
+                stored = default_storage.save(key, File(f, name=name))
+            artifacts.append(
+                {
+                    "name": name,
+                    "size": path.stat().st_size,
+                    "sha256": digest.hexdigest(),
+                    "storage_key": stored,
+                }
+            )
+        return artifacts
+
+    def cleanup(self) -> None:
+        """Remove scratch directories of this node, keeping the newest few for debugging."""
+        parent = self.scratch.parent
+        if not parent.exists():
+            return
+        runs = sorted(
+            (p for p in parent.iterdir() if p.is_dir()),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        )
+        for old in runs[settings.PORTAL_SCRATCH_KEEP :]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def run_job(job_id: int, placement: int) -> str:
+    """The Django-Q2 task a placement enqueues on its node's queue."""
+    job = job_start(
+        job_id=job_id,
+        placement=placement,
+        node_name=settings.PORTAL_NODE_NAME,
+        boot_id=settings.PORTAL_NODE_BOOT_ID,
+    )
+    if job is None:
+        # A second delivery, a superseded placement, or a job cancelled before it started.
+        return f"job {job_id} placement {placement}: nothing to do"
+    run = JobRun(job, placement)
+    try:
+        run.execute()
+    except Exception as exc:
+        log.exception("job %s failed in its runner", job_id)
+        job_finish(
+            job_id=job_id,
+            placement=placement,
+            state=State.FAILED,
+            reason=f"the node's runner failed: {exc}"[:400],
+            error=str(exc),
+        )
+    finally:
+        run.cleanup()
+    return f"job {job_id} placement {placement}: done"

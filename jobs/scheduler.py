@@ -1,0 +1,244 @@
+"""Placing queued jobs on nodes, and the sweep that keeps placements honest.
+
+`place_queued_jobs()` runs when a job is submitted, when a slot frees, when a node becomes
+available, and on every sweep. Several may run at once (web processes, runners, the
+scheduler): a placement is claimed with a conditional UPDATE on the job and a unique index on
+(node, slot), so a job is placed once and a slot holds one job.
+"""
+
+import logging
+import threading
+from collections import Counter
+from datetime import timedelta
+from functools import partial
+
+from django.conf import settings
+from django.db import IntegrityError, connections, transaction
+from django.db.models import F, Max, Window
+from django.db.models.functions import RowNumber
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from jobs.kinds import get_kind
+from jobs.kinds.base import JobKind
+from jobs.models import Job, State
+from jobs.services import job_requeue, transition
+from nodes.models import Node
+
+log = logging.getLogger(__name__)
+
+RUNNER = "jobs.runner.run_job"
+
+
+def available_nodes() -> list[Node]:
+    return list(
+        Node.objects.filter(
+            enabled=True, draining=False, last_heartbeat_at__gt=Node.online_since()
+        ).order_by("name")
+    )
+
+
+def fair_order(jobs: list[Job], placed_per_owner: Counter, last_placed: dict) -> list[Job]:
+    """Priority first. Within a priority, users take turns: each user's n-th waiting job comes
+    after everyone's (n-1)-th, counting the jobs they have running already, and between users
+    level on that count the one served longest ago goes first. Then first come, first served.
+    One user's 500 jobs do not starve another user's one."""
+    jobs = sorted(jobs, key=lambda j: (-j.priority, j.queued_at, j.pk))
+    never = timezone.now() - timedelta(days=36500)
+    turn: dict[tuple[int, int], int] = {}
+    keyed = []
+    for job in jobs:
+        key = (job.priority, job.owner_id)
+        position = turn.get(key, placed_per_owner[job.owner_id])
+        turn[key] = position + 1
+        served = last_placed.get(job.owner_id) or never
+        keyed.append(((-job.priority, position, served, job.queued_at, job.pk), job))
+    return [job for _, job in sorted(keyed, key=lambda pair: pair[0])]
+
+
+def _fits(kind, slot: dict, needed: int | None) -> bool:
+    if kind.gpu == "required" and slot["gpu"] is None:
+        return False
+    if kind.gpu == "none" and slot["gpu"] is not None:
+        return False
+    if needed and (slot["gpu"] is None or (slot["memory"] or 0) < needed):
+        return False
+    return True
+
+
+def choose_slot(kind, job: Job, nodes: list[Node], free: dict[int, list[dict]]):
+    """The best free slot for a job: a GPU first when the kind can use one, then the node with
+    most free slots (jobs spread over the pool)."""
+    needed = None
+    if kind.gpu != "none" and type(kind).gpu_memory is not JobKind.gpu_memory:
+        needed = kind.gpu_memory(
+            job.params, [i.upload for i in job.job_inputs.select_related("upload")]
+        )
+    best = None
+    for node in nodes:
+        if not all(node.can_run(engine) for engine in kind.requires):
+            continue
+        for slot in free[node.pk]:
+            if not _fits(kind, slot, needed):
+                continue
+            rank = (slot["gpu"] is None, -len(free[node.pk]), node.name, slot["slot"])
+            if best is None or rank < best[0]:
+                best = (rank, node, slot)
+    return None if best is None else (best[1], best[2])
+
+
+def enqueue(job_id: int, placement: int, queue: str) -> None:
+    async_task(
+        RUNNER, job_id, placement, cluster=queue, task_name=f"job-{job_id}-{placement}", save=False
+    )
+
+
+def claim(job: Job, node: Node, slot: dict) -> bool:
+    try:
+        with transaction.atomic():
+            # Only if nobody placed it meanwhile: then its placement number is the one read.
+            claimed = Job.objects.filter(
+                pk=job.pk, state=State.QUEUED, node__isnull=True, placement=job.placement
+            ).update(
+                node=node,
+                slot=slot["slot"],
+                gpu=slot["gpu"],
+                placed_at=timezone.now(),
+                placement=job.placement + 1,
+            )
+            if not claimed:
+                return False
+            transaction.on_commit(partial(enqueue, job.pk, job.placement + 1, node.queue))
+    except IntegrityError:
+        return False  # another scheduler took that slot a moment ago
+    return True
+
+
+def place_queued_jobs(per_user: int = 20) -> int:
+    """Put waiting jobs on free slots; returns how many were placed.
+
+    Cheap when nothing can be placed (the pool is full, or nothing waits), which is most
+    calls during a burst; otherwise it reads, for each user and priority, only their first
+    waiting jobs: enough to choose fairly for the free slots.
+    """
+    nodes = available_nodes()
+    if not nodes:
+        return 0
+    occupied = set(
+        Job.objects.filter(node__in=nodes, state__in=[State.QUEUED, State.RUNNING]).values_list(
+            "node_id", "slot"
+        )
+    )
+    free = {n.pk: [s for s in n.slots() if (n.pk, s["slot"]) not in occupied] for n in nodes}
+    slots_free = sum(len(slots) for slots in free.values())
+    if not slots_free:
+        return 0
+    turn = Window(
+        RowNumber(),
+        partition_by=[F("owner_id"), F("priority")],
+        order_by=[F("queued_at").asc(), F("id").asc()],
+    )
+    waiting = list(
+        Job.objects.filter(state=State.QUEUED, node__isnull=True)
+        .only("id", "kind", "owner_id", "priority", "queued_at", "placement", "params")
+        .annotate(turn=turn)
+        .filter(turn__lte=max(per_user, slots_free))
+    )
+    if not waiting:
+        return 0
+    placed_per_owner = Counter(
+        Job.objects.filter(state__in=[State.QUEUED, State.RUNNING], node__isnull=False).values_list(
+            "owner_id", flat=True
+        )
+    )
+    last_placed = dict(
+        Job.objects.filter(owner_id__in={j.owner_id for j in waiting}, placed_at__isnull=False)
+        .values("owner_id")
+        .annotate(last=Max("placed_at"))
+        .values_list("owner_id", "last")
+    )
+    placed = 0
+    for job in fair_order(waiting, placed_per_owner, last_placed):
+        kind = get_kind(job.kind)
+        if kind is None:
+            transition(job, State.FAILED, reason=f"this portal no longer runs '{job.kind}' jobs")
+            continue
+        choice = choose_slot(kind, job, nodes, free)
+        if choice is None:
+            continue
+        node, slot = choice
+        if claim(job, node, slot):
+            placed += 1
+            log.info("job %s placed on %s slot %s", job.pk, node.name, slot["slot"])
+        free[node.pk] = [s for s in free[node.pk] if s["slot"] != slot["slot"]]
+        if not any(free.values()):
+            break
+    return placed
+
+
+class Placer:
+    """Placement on a thread of its own, for a process that answers many requests (the web
+    server): one pass places whatever was submitted while the last one ran, and a request
+    returns without waiting for it."""
+
+    def __init__(self):
+        self._wanted = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def request(self) -> None:
+        self._wanted.set()
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="placer", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while self._wanted.wait(timeout=60):
+                self._wanted.clear()
+                try:
+                    place_queued_jobs()
+                except Exception:
+                    # The scheduler's sweep places what this pass could not.
+                    log.exception("placement failed")
+        finally:
+            connections.close_all()
+
+
+placer = Placer()
+
+
+def sweep() -> None:
+    """The safety net, run every few seconds by `runscheduler`: re-queue what lost its node,
+    re-place what a broker lost, fail what outran its limits unnoticed, then place."""
+    now = timezone.now()
+    placement_deadline = now - timedelta(seconds=settings.PORTAL_PLACEMENT_TIMEOUT)
+    for job in Job.objects.filter(
+        state__in=[State.QUEUED, State.RUNNING], node__isnull=False
+    ).select_related("node"):
+        node = job.node
+        if job.state == State.RUNNING:
+            if not node.is_online():
+                job_requeue(
+                    job=job, reason=f"node {node.name} went offline", counts_as_attempt=True
+                )
+            elif job.node_boot_id and node.boot_id and job.node_boot_id != node.boot_id:
+                job_requeue(job=job, reason=f"node {node.name} restarted", counts_as_attempt=True)
+            elif not node.enabled:
+                job_requeue(job=job, reason=f"node {node.name} was disabled")
+            elif job.started_at and now - job.started_at > timedelta(
+                seconds=job.time_limit + 5 * 60
+            ):
+                # The runner should have stopped it; it did not answer.
+                transition(
+                    job,
+                    State.FAILED,
+                    reason="ran past its time limit and its runner did not answer",
+                    placement=job.placement,
+                )
+        elif not node.is_online() or not node.enabled:
+            job_requeue(job=job, reason=f"node {node.name} is {node.status()}")
+        elif job.placed_at and job.placed_at < placement_deadline:
+            job_requeue(job=job, reason=f"node {node.name} did not start it in time")
+    place_queued_jobs()

@@ -1,0 +1,121 @@
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+
+import psutil
+import requests
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from nodes.agent import Agent, AgentRefused
+
+log = logging.getLogger("nodes.runnode")
+
+
+class Command(BaseCommand):
+    help = (
+        "Run this machine as a node of the portal: an agent that registers it and sends "
+        "heartbeats, and a Django-Q2 cluster that runs the jobs placed on its queue."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("name")
+        parser.add_argument(
+            "--token",
+            default=os.environ.get("PORTAL_NODE_TOKEN", ""),
+            help="the token createnode printed (or PORTAL_NODE_TOKEN)",
+        )
+        parser.add_argument("--portal", required=True, help="the portal's URL")
+        parser.add_argument("--workers", type=int, default=0, help="default: the node's slots + 1")
+
+    def handle(self, *args, name, token, portal, workers, **options):
+        if not token:
+            raise CommandError("Give the node's token: --token or PORTAL_NODE_TOKEN.")
+        self.stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stop.set())
+
+        agent = Agent(portal, token, uuid.uuid4().hex)
+        config = self.register(agent)
+        if config["name"] != name:
+            raise CommandError(f"That token belongs to node '{config['name']}', not '{name}'.")
+        self.workers = workers or config["slots"] + 1
+        self.stdout.write(
+            f"node {name}: queue {config['queue']}, {config['slots']} slot(s), "
+            f"{self.workers} worker(s); portal {portal}"
+        )
+        cluster = self.start_cluster(name, config["queue"], agent.boot_id)
+        beats = threading.Thread(
+            target=self.heartbeats, args=(agent,), name="heartbeats", daemon=True
+        )
+        beats.start()
+        try:
+            while not self.stop.wait(1.0):
+                if cluster.poll() is not None:
+                    # The runners died with it: a new boot id tells the portal so, and it
+                    # re-queues what they were running.
+                    log.error("the task cluster exited (%s); starting it again", cluster.returncode)
+                    agent.boot_id = uuid.uuid4().hex
+                    cluster = self.start_cluster(name, config["queue"], agent.boot_id)
+        finally:
+            self.stop.set()
+            self.stop_cluster(cluster)
+
+    def register(self, agent: Agent) -> dict:
+        while not self.stop.is_set():
+            try:
+                return agent.beat()
+            except AgentRefused as exc:
+                raise CommandError(f"The portal refused this node: {exc}") from None
+            except (requests.RequestException, ValueError) as exc:
+                log.warning("cannot reach the portal yet (%s); retrying", exc)
+                self.stop.wait(2.0)
+        raise CommandError("stopped before the node could register")
+
+    def heartbeats(self, agent: Agent) -> None:
+        try:
+            agent.run(settings.PORTAL_HEARTBEAT_INTERVAL, self.stop)
+        except AgentRefused as exc:
+            log.error("the portal no longer accepts this node's token: %s", exc)
+            self.stop.set()
+
+    def start_cluster(self, name: str, queue: str, boot_id: str) -> subprocess.Popen:
+        env = {
+            **os.environ,
+            "Q_CLUSTER_NAME": queue,
+            "PORTAL_Q_WORKERS": str(self.workers),
+            "PORTAL_NODE_NAME": name,
+            "PORTAL_NODE_BOOT_ID": boot_id,
+            "PORTAL_NODE_PID": str(os.getpid()),
+        }
+        env.pop("PORTAL_NODE_TOKEN", None)
+        return subprocess.Popen(
+            [sys.executable, str(settings.BASE_DIR / "manage.py"), "qcluster"],
+            cwd=settings.BASE_DIR,
+            env=env,
+        )
+
+    def stop_cluster(self, cluster: subprocess.Popen) -> None:
+        """Stop the cluster and whatever it still runs. Jobs are not waited for: the portal
+        re-queues them when this node's next start reports a new boot id, or when its
+        heartbeats stop."""
+        if cluster.poll() is not None:
+            return
+        try:
+            family = psutil.Process(cluster.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            family = []
+        cluster.terminate()
+        try:
+            cluster.wait(3)
+        except subprocess.TimeoutExpired:
+            cluster.kill()
+        for process in family:
+            try:
+                process.kill()
+            except psutil.NoSuchProcess:
+                pass

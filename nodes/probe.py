@@ -1,0 +1,139 @@
+"""What a node has: GPUs through NVML, CPU and memory through psutil, engines installed.
+
+No Django here: the agent and the `check` job program both use it, the latter in a bare
+subprocess. A host without an NVIDIA driver simply has no GPUs.
+"""
+
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+
+def _nvml():
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        return pynvml
+    except Exception:  # no library, no driver, no device: all mean "no GPUs"
+        return None
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def gpu_snapshot() -> list[dict]:
+    """One entry per GPU: model, memory total/used (bytes), utilisation %, temperature °C."""
+    nvml = _nvml()
+    if nvml is None:
+        return []
+    gpus = []
+    try:
+        for index in range(nvml.nvmlDeviceGetCount()):
+            handle = nvml.nvmlDeviceGetHandleByIndex(index)
+            memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+            try:
+                utilization = nvml.nvmlDeviceGetUtilizationRates(handle).gpu
+            except nvml.NVMLError:
+                utilization = None
+            try:
+                temperature = nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU)
+            except nvml.NVMLError:
+                temperature = None
+            gpus.append(
+                {
+                    "index": index,
+                    "name": _text(nvml.nvmlDeviceGetName(handle)),
+                    "uuid": _text(nvml.nvmlDeviceGetUUID(handle)),
+                    "memory_total": int(memory.total),
+                    "memory_used": int(memory.used),
+                    "utilization": utilization,
+                    "temperature": temperature,
+                }
+            )
+    finally:
+        nvml.nvmlShutdown()
+    return gpus
+
+
+def driver_version() -> str | None:
+    nvml = _nvml()
+    if nvml is None:
+        return None
+    try:
+        return _text(nvml.nvmlSystemGetDriverVersion())
+    finally:
+        nvml.nvmlShutdown()
+
+
+def system_snapshot() -> dict:
+    memory = psutil.virtual_memory()
+    return {
+        "cpu_percent": psutil.cpu_percent(interval=None),
+        "cpu_count": psutil.cpu_count(),
+        "memory_total": int(memory.total),
+        "memory_used": int(memory.total - memory.available),
+    }
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def boltz_cache() -> Path:
+    return Path(os.environ.get("PORTAL_BOLTZ_CACHE") or Path.home() / ".boltz").expanduser()
+
+
+# What boltz 2.x needs in its cache before it can predict: the Boltz-2 confidence model
+# and the chemical component dictionary (molecules) it builds inputs from.
+BOLTZ_WEIGHTS = ["boltz2_conf.ckpt", "mols"]
+
+
+def torch_info(check_cuda: bool = True) -> dict:
+    """torch's version, and whether CUDA works (asked in a subprocess: importing torch and
+    touching CUDA costs seconds and memory the agent should not keep)."""
+    version = _version("torch")
+    info = {"version": version, "ready": version is not None, "cuda": False}
+    if version is None or not check_cuda:
+        return info
+    code = (
+        "import json, torch\n"
+        "ok = torch.cuda.is_available()\n"
+        "print(json.dumps({'cuda': ok, 'cuda_version': torch.version.cuda,"
+        " 'devices': [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]"
+        " if ok else []}))\n"
+    )
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+        ).stdout
+        info.update(json.loads(out.strip().splitlines()[-1]))
+    except (subprocess.SubprocessError, ValueError, IndexError):
+        info["error"] = "torch did not answer"
+    return info
+
+
+def boltz_info() -> dict:
+    version = _version("boltz")
+    cache = boltz_cache()
+    missing = [name for name in BOLTZ_WEIGHTS if not (cache / name).exists()]
+    return {
+        "version": version,
+        "cache": str(cache),
+        "weights": not missing,
+        "missing": missing,
+        "ready": version is not None and not missing,
+    }
+
+
+def engines(check_cuda: bool = True) -> dict:
+    return {"torch": torch_info(check_cuda), "boltz": boltz_info()}

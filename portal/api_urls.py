@@ -1,0 +1,35 @@
+"""Routes of the REST API under /api/v1/."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from portal.accounts.api import TokenDetailView, TokenListView
+from portal.health import HealthView
+from portal.projects.api import (
+    MembershipDetailView,
+    MembershipListView,
+    ProjectDetailView,
+    ProjectListView,
+)
+from portal.uploads.api import (
+    UploadContentView,
+    UploadDetailView,
+    UploadListView,
+    UploadPreviewView,
+)
+
+urlpatterns = [
+    path("health/", HealthView.as_view(), name="api-health"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("tokens/", TokenListView.as_view(), name="api-tokens"),
+    path("tokens/<int:pk>/", TokenDetailView.as_view(), name="api-token"),
+    path("projects/", ProjectListView.as_view(), name="api-projects"),
+    path("projects/<int:pk>/", ProjectDetailView.as_view(), name="api-project"),
+    path("memberships/", MembershipListView.as_view(), name="api-memberships"),
+    path("memberships/<int:pk>/", MembershipDetailView.as_view(), name="api-membership"),
+    path("uploads/", UploadListView.as_view(), name="api-uploads"),
+    path("uploads/<int:pk>/", UploadDetailView.as_view(), name="api-upload"),
+    path("uploads/<int:pk>/content", UploadContentView.as_view(), name="api-upload-content"),
+    path("uploads/<int:pk>/preview/", UploadPreviewView.as_view(), name="api-upload-preview"),
+]

@@ -1,0 +1,36 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from portal import errorpages
+from portal.accounts import views as accounts
+from portal.projects import views as projects
+from portal.uploads import views as uploads
+
+urlpatterns = [
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/tokens/", accounts.tokens, name="tokens"),
+    path("accounts/tokens/<int:pk>/revoke/", accounts.token_revoke_view, name="token-revoke"),
+    path("projects/", projects.project_list, name="projects"),
+    path("projects/<int:pk>/", projects.project_detail, name="project"),
+    path(
+        "projects/<int:pk>/members/<int:member_pk>/",
+        projects.member_change,
+        name="project-member",
+    ),
+    path("projects/<int:pk>/uploads/new/", uploads.upload_new, name="upload-new"),
+    path("admin/", admin.site.urls),
+    # The other apps' pages (the dashboard is the jobs app's), named by module.
+    path("", include("jobs.urls")),
+    path("", include("nodes.urls")),
+    path("api/v1/", include("portal.api_urls")),
+    # The other apps' APIs, named by module so the portal package imports none of them.
+    path("api/v1/", include("jobs.api_urls")),
+    path("api/v1/", include("nodes.api_urls")),
+]
+
+handler400 = errorpages.bad_request
+handler403 = errorpages.permission_denied
+handler404 = errorpages.page_not_found
+handler500 = errorpages.server_error

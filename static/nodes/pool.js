@@ -1,0 +1,144 @@
+// The node pool page, live: the server sends the whole pool whenever it changes (and every
+// few seconds); the table is rebuilt from it. Names and addresses come from nodes: text only.
+(function () {
+  "use strict";
+  const table = document.getElementById("pool");
+  if (!table) return;
+  const body = table.tBodies[0];
+  const live = document.getElementById("pool-live");
+  let nodes = [];
+  const GiB = 1024 * 1024 * 1024;
+
+  function text(tag, value, cls) {
+    const node = document.createElement(tag);
+    node.textContent = value;
+    if (cls) node.className = cls;
+    return node;
+  }
+  function bar(label, fraction, title) {
+    const box = document.createElement("div");
+    box.className = "bar";
+    box.title = title || "";
+    const fill = document.createElement("div");
+    fill.className = "fill";
+    fill.style.width = Math.max(0, Math.min(100, fraction * 100)) + "%";
+    box.appendChild(fill);
+    box.appendChild(text("span", label, "bar-label"));
+    return box;
+  }
+  function ago(iso) {
+    if (!iso) return "never";
+    const seconds = Math.max(0, Math.round((Date.now() - new Date(iso)) / 1000));
+    if (seconds < 90) return seconds + " s ago";
+    if (seconds < 5400) return Math.round(seconds / 60) + " min ago";
+    return new Date(iso).toLocaleString();
+  }
+  async function act(node, action, button) {
+    button.disabled = true;
+    const token = document.querySelector("[name=csrfmiddlewaretoken]").value;
+    const response = await fetch(table.dataset.api + node.id + "/" + action + "/", {
+      method: "POST",
+      headers: { "X-CSRFToken": token, Accept: "application/json" },
+    });
+    button.disabled = false;
+    if (response.ok) {
+      const updated = await response.json();
+      Object.assign(node, { status: updated.status, enabled: updated.enabled, draining: updated.draining });
+      render();
+    }
+  }
+  function row(node) {
+    const tr = document.createElement("tr");
+    tr.dataset.node = node.name;
+    tr.appendChild(text("td", node.name));
+    tr.appendChild(text("td", node.address || "—"));
+    const status = document.createElement("td");
+    status.appendChild(text("span", node.status, "status status-" + node.status));
+    tr.appendChild(status);
+
+    const gpus = document.createElement("td");
+    if (!node.gpus.length) gpus.appendChild(text("span", node.cpu_slots + " CPU slot(s), no GPU", "muted"));
+    for (const gpu of node.gpus) {
+      const box = document.createElement("div");
+      box.className = "gpu";
+      box.appendChild(text("div", "GPU " + gpu.index + ": " + gpu.name + (gpu.temperature != null ? ", " + gpu.temperature + " °C" : "")));
+      const used = gpu.memory_used / GiB, total = gpu.memory_total / GiB;
+      box.appendChild(bar("memory " + used.toFixed(1) + " / " + total.toFixed(1) + " GiB", gpu.memory_total ? gpu.memory_used / gpu.memory_total : 0));
+      box.appendChild(bar("utilisation " + (gpu.utilization ?? 0) + "%", (gpu.utilization ?? 0) / 100));
+      gpus.appendChild(box);
+    }
+    tr.appendChild(gpus);
+
+    const load = document.createElement("td");
+    if (node.cpu_percent != null) load.appendChild(bar("CPU " + Math.round(node.cpu_percent) + "%", node.cpu_percent / 100));
+    if (node.memory_total) load.appendChild(bar("memory " + (node.memory_used / GiB).toFixed(1) + " / " + (node.memory_total / GiB).toFixed(1) + " GiB", node.memory_used / node.memory_total));
+    tr.appendChild(load);
+
+    const beat = text("td", ago(node.last_heartbeat_at), "heartbeat");
+    beat.dataset.at = node.last_heartbeat_at || "";
+    tr.appendChild(beat);
+
+    const jobs = document.createElement("td");
+    if (!node.running.length) jobs.appendChild(text("span", "none", "muted"));
+    for (const job of node.running) {
+      const link = text("a", "#" + job.id + " " + job.name + (job.gpu != null ? " (GPU " + job.gpu + ")" : ""));
+      link.href = "/jobs/" + job.id + "/";
+      jobs.appendChild(link);
+      jobs.appendChild(document.createElement("br"));
+    }
+    tr.appendChild(jobs);
+
+    const buttons = document.createElement("td");
+    buttons.className = "actions";
+    const choices = [];
+    if (!node.enabled || node.draining) choices.push(["enable", "Enable"]);
+    if (node.enabled) choices.push(["disable", "Disable"]);
+    if (node.enabled && !node.draining) choices.push(["drain", "Drain"]);
+    for (const [action, label] of choices) {
+      const button = text("button", label, action === "enable" ? "" : "danger");
+      button.type = "button";
+      button.dataset.action = action;
+      button.addEventListener("click", () => act(node, action, button));
+      buttons.appendChild(button);
+    }
+    tr.appendChild(buttons);
+    return tr;
+  }
+  function render() {
+    body.replaceChildren(...nodes.map(row));
+    if (!nodes.length) {
+      const tr = document.createElement("tr");
+      const td = text("td", "No nodes yet: `manage.py createnode NAME` registers one.");
+      td.colSpan = 8;
+      tr.appendChild(td);
+      body.appendChild(tr);
+    }
+  }
+  setInterval(function () {
+    for (const cell of body.querySelectorAll("td.heartbeat")) cell.textContent = ago(cell.dataset.at);
+  }, 1000);
+
+  let retry = 500;
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    const socket = new WebSocket(scheme + location.host + "/ws/nodes/");
+    window.portalPool = { socket: socket };
+    socket.onopen = function () {
+      retry = 500;
+      live.textContent = "● live";
+    };
+    socket.onmessage = function (message) {
+      const data = JSON.parse(message.data);
+      if (data.type === "pool") {
+        nodes = data.nodes;
+        render();
+      }
+    };
+    socket.onclose = function (close) {
+      live.textContent = close.code === 4403 ? "○ staff only" : "○ reconnecting";
+      if (close.code !== 4403) setTimeout(connect, retry);
+      retry = Math.min(retry * 2, 10000);
+    };
+  }
+  connect();
+})();

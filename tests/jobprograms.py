@@ -1,0 +1,75 @@
+"""Programs of the tests' job kinds: `python -m tests.jobprograms sleep OUT SECONDS LINES ...`."""
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from jobs import report
+from jobs.engine import Engine
+
+
+def sleep(out, seconds, lines, silent, exit_code, ignore_term, say, *inputs):
+    if ignore_term == "True":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    print(f"pid={os.getpid()}", flush=True)
+    if say:
+        print(say, flush=True)
+    for path in inputs:
+        print(f"input {Path(path).name}: {Path(path).stat().st_size} bytes", flush=True)
+    for number in range(int(lines or 0)):
+        print(f"line {number}")
+    sys.stdout.flush()
+    seconds = float(seconds or 0)
+    end = time.monotonic() + seconds
+    tick = 0
+    while time.monotonic() < end:
+        time.sleep(min(0.2, max(0.0, end - time.monotonic())))
+        tick += 1
+        if silent != "True" and tick % 5 == 0:
+            print(f"tick {tick // 5}", flush=True)
+            report.metric(tick // 5, "ticks", tick / 5)
+            report.progress(100 * (1 - (end - time.monotonic()) / seconds), "sleeping")
+    Path(out, "result.txt").write_text(f"slept {seconds}\n")
+    print("done", flush=True)
+    sys.exit(int(exit_code or 0))
+
+
+class CounterEngine(Engine):
+    """Counts its loads: a resident engine loads once however many jobs it runs."""
+
+    loads = 0
+
+    def load(self):
+        import time
+
+        time.sleep(0.5)  # a model takes a while to load
+        CounterEngine.loads += 1
+        self.jobs = 0
+
+    def run(self, request, job):
+        import os
+        import time
+
+        from jobs import report
+
+        self.jobs += 1
+        print(f"loads={CounterEngine.loads} jobs={self.jobs} pid={os.getpid()}")
+        report.progress(10, "counting")
+        end = time.monotonic() + float(request.get("seconds", 0))
+        while time.monotonic() < end:
+            if job.cancelled and not request.get("ignore_cancel"):
+                print("cancelled; stopping")
+                return
+            time.sleep(0.05)
+        if request.get("fail"):
+            raise RuntimeError("asked to fail")
+        with open(os.path.join(request["out"], "count.txt"), "w") as f:
+            f.write(f"{CounterEngine.loads} {self.jobs}\n")
+        report.progress(100, "counted")
+
+
+if __name__ == "__main__":
+    command, *args = sys.argv[1:]
+    {"sleep": sleep}[command](*args)

@@ -1,0 +1,288 @@
+"""The runner on its own: it runs a placed job in this process, as a node's worker would."""
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connections
+
+from jobs import runner
+from jobs.models import Job, State
+from jobs.runner import run_job
+from jobs.scheduler import place_queued_jobs
+from jobs.services import events_append, job_cancel, job_requeue, job_submit
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def in_thread(*args) -> threading.Thread:
+    """run_job in a thread of its own, as a worker would, closing its connection after."""
+
+    def target():
+        try:
+            run_job(*args)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread
+
+
+def placed(job, enqueued):
+    """The task placement enqueued for this job (submission already tried to place it)."""
+    place_queued_jobs()
+    job_id, placement, _ = next(call for call in reversed(enqueued) if call[0] == job.pk)
+    return job_id, placement
+
+
+def place_and_run(job, enqueued):
+    job_id, placement = placed(job, enqueued)
+    result = run_job(job_id, placement)
+    job.refresh_from_db()
+    return result, placement
+
+
+def lines(job):
+    return [e.data["line"] for e in job.events.filter(type="log").order_by("seq")]
+
+
+def test_a_job_runs_and_leaves_its_events_and_artifacts(make_node, submit, enqueued):
+    make_node(runner=True)
+    job = submit(params={"seconds": 1.2})
+    place_and_run(job, enqueued)
+    assert job.state == State.SUCCEEDED
+    assert job.attempt == 1
+    assert "done" in lines(job)
+    assert job.metrics["ticks"]["step"] >= 1
+    assert [e.data["state"] for e in job.events.filter(type="state")] == [
+        "queued",
+        "running",
+        "succeeded",
+    ]
+    seqs = list(job.events.values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1))
+    artifact = job.artifacts.get()
+    assert artifact.name == "result.txt"
+    assert default_storage.open(artifact.storage_key).read() == b"slept 1.2\n"
+
+
+def test_the_job_runs_with_no_gpu_and_without_the_portals_secrets(
+    make_node, submit, enqueued, monkeypatch
+):
+    monkeypatch.setenv("DATABASE_URL", "postgres://secret@db/portal")
+    make_node(runner=True)
+    job = submit(kind="check")
+    place_and_run(job, enqueued)
+    assert job.state == State.SUCCEEDED
+    check = job.artifacts.get(name="check.json")
+    assert b'"gpus": []' in default_storage.open(check.storage_key).read()
+    env = runner.job_environment(None, {})
+    assert env["CUDA_VISIBLE_DEVICES"] == "" and "DATABASE_URL" not in env
+    assert runner.job_environment(1, {})["CUDA_VISIBLE_DEVICES"] == "1"
+
+
+def test_inputs_are_fetched_into_the_scratch_directory(make_node, project, alice, api, enqueued):
+    make_node(runner=True)
+    upload = (
+        api(alice)
+        .post(
+            "/api/v1/uploads/",
+            {"project": project.pk, "file": SimpleUploadedFile("s.fasta", b">a\nMKV\n")},
+            format="multipart",
+        )
+        .json()
+    )
+    from portal.uploads.models import Upload
+
+    job, _ = job_submit(
+        project=project,
+        by=alice,
+        kind="sleep",
+        params={},
+        inputs=[Upload.objects.get(pk=upload["id"])],
+    )
+    place_and_run(job, enqueued)
+    assert "input s.fasta: 7 bytes" in lines(job)
+
+
+def test_a_failing_job_fails_with_its_last_lines(make_node, submit, enqueued):
+    make_node(runner=True)
+    job = submit(params={"exit": 3, "lines": 2})
+    place_and_run(job, enqueued)
+    assert job.state == State.FAILED
+    assert job.transitions.last().reason == "exited with code 3"
+    assert "done" in job.error
+
+
+def test_a_flood_of_output_is_written_in_batches(make_node, submit, enqueued, monkeypatch):
+    make_node(runner=True)
+    calls = []
+    real = runner.events_append
+
+    def counting(**kwargs):
+        calls.append(len(kwargs["events"]))
+        return real(**kwargs)
+
+    monkeypatch.setattr(runner, "events_append", counting)
+    job = submit(params={"lines": 20000})
+    place_and_run(job, enqueued)
+    assert job.state == State.SUCCEEDED
+    # The last batch is written with the end of the run, so the writes before it may hold
+    # up to one batch less than everything.
+    assert sum(calls) >= 20000 - runner.FLUSH_LINES
+    assert len(calls) < 200, f"{len(calls)} writes for {sum(calls)} events"
+    numbers = [int(line.split()[1]) for line in lines(job) if line.startswith("line ")]
+    assert numbers == list(range(20000))
+
+
+def test_a_job_past_its_time_limit_is_stopped_and_failed(make_node, submit, enqueued):
+    make_node(runner=True)
+    job = submit(params={"seconds": 30}, time_limit=1)
+    started = time.monotonic()
+    place_and_run(job, enqueued)
+    assert time.monotonic() - started < 10
+    assert job.state == State.FAILED
+    assert job.transitions.last().reason == "ran past its time limit of 0:00:01"
+
+
+def test_a_silent_job_is_stopped_and_failed(make_node, submit, enqueued):
+    make_node(runner=True)
+    job = submit(params={"seconds": 30, "silent": True})
+    Job.objects.filter(pk=job.pk).update(silence_limit=2)
+    started = time.monotonic()
+    place_and_run(job, enqueued)
+    assert time.monotonic() - started < 10
+    assert job.state == State.FAILED
+    assert "printed nothing and reported no progress" in job.transitions.last().reason
+
+
+def _pid_of(job):
+    for _ in range(200):
+        found = [line for line in lines(job) if line.startswith("pid=")]
+        if found:
+            return int(found[0][4:])
+        time.sleep(0.05)
+    raise AssertionError("the job never printed its pid")
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split()[2] != "Z"
+
+
+def test_cancel_stops_a_job_that_ignores_sigterm_within_5_seconds(
+    make_node, submit, enqueued, alice
+):
+    make_node(runner=True)
+    job = submit(params={"seconds": 60, "ignore_term": True})
+    thread = in_thread(*placed(job, enqueued))
+    pid = _pid_of(job)
+    asked = time.monotonic()
+    job_cancel(job=job, by=alice)
+    thread.join(10)
+    assert time.monotonic() - asked < 5
+    job.refresh_from_db()
+    assert job.state == State.CANCELLED
+    assert job.transitions.last().reason == "cancelled by alice"
+    assert not _alive(pid)
+
+
+def test_a_superseded_run_is_stopped_and_writes_nothing(make_node, submit, enqueued):
+    make_node(runner=True)
+    job = submit(params={"seconds": 60})
+    job_id, placement = placed(job, enqueued)
+    thread = in_thread(job_id, placement)
+    pid = _pid_of(job)
+    job_requeue(job=job, reason="node went offline", counts_as_attempt=True)
+    thread.join(10)
+    assert not thread.is_alive() and not _alive(pid)
+    job.refresh_from_db()
+    assert job.state == State.QUEUED and job.artifacts.count() == 0
+    seq = job.event_seq
+    assert not events_append(
+        job_id=job_id, placement=placement, events=[{"type": "log", "line": "late"}]
+    )
+    job.refresh_from_db()
+    assert job.event_seq == seq
+
+
+def test_a_second_delivery_of_the_same_task_does_nothing(make_node, submit, enqueued):
+    make_node(runner=True)
+    job = submit(params={"seconds": 0.2})
+    result, placement = place_and_run(job, enqueued)
+    events = job.event_seq
+    assert "nothing to do" in run_job(job.pk, placement)
+    job.refresh_from_db()
+    assert job.state == State.SUCCEEDED and job.event_seq == events
+
+
+def test_scratch_is_removed_but_the_last_few_are_kept(make_node, submit, enqueued, settings):
+    settings.PORTAL_SCRATCH_KEEP = 2
+    make_node(runner=True)
+    for _ in range(4):
+        place_and_run(submit(params={"seconds": 0}, force=True), enqueued)
+    scratch = settings.WORKDIR / "scratch" / "n1"
+    assert len(list(scratch.iterdir())) == 2
+
+
+def test_a_resident_engine_loads_once_for_many_jobs(make_node, submit, enqueued):
+    make_node(runner=True)
+    pids = set()
+    for number in range(1, 4):
+        job = submit(kind="counter", params={"n": number})
+        place_and_run(job, enqueued)
+        assert job.state == State.SUCCEEDED, job.error
+        said = next(line for line in lines(job) if line.startswith("loads="))
+        loads, jobs, pid = (part.split("=")[1] for part in said.split())
+        assert (loads, jobs) == ("1", str(number))
+        pids.add(pid)
+        assert default_storage.open(job.artifacts.get(name="count.txt").storage_key).read() == (
+            f"1 {number}\n".encode()
+        )
+    assert len(pids) == 1
+    os.kill(int(pids.pop()), signal.SIGKILL)
+
+
+def test_an_engine_job_that_ignores_cancel_is_killed_and_the_next_gets_a_new_engine(
+    make_node, submit, enqueued, alice
+):
+    make_node(runner=True)
+    job = submit(kind="counter", params={"seconds": 60, "ignore_cancel": True})
+    thread = in_thread(*placed(job, enqueued))
+    for _ in range(200):
+        said = [line for line in lines(job) if line.startswith("loads=")]
+        if said:
+            break
+        time.sleep(0.05)
+    first_pid = int(said[0].split("pid=")[1])
+    asked = time.monotonic()
+    job_cancel(job=job, by=alice)
+    thread.join(10)
+    assert time.monotonic() - asked < 5
+    job.refresh_from_db()
+    assert job.state == State.CANCELLED
+    assert not _alive(first_pid)
+
+    after = submit(kind="counter", params={"n": 2})
+    place_and_run(after, enqueued)
+    assert after.state == State.SUCCEEDED
+    said = next(line for line in lines(after) if line.startswith("loads="))
+    assert f"pid={first_pid}" not in said
+    os.kill(int(said.split("pid=")[1]), signal.SIGKILL)
+
+
+def test_an_engine_job_that_raises_fails_with_the_error(make_node, submit, enqueued):
+    make_node(runner=True)
+    job = submit(kind="counter", params={"fail": True})
+    place_and_run(job, enqueued)
+    assert job.state == State.FAILED
+    assert "RuntimeError: asked to fail" in job.error

@@ -1,0 +1,17 @@
+"""Settings for the test suite: the portal's own, with a work directory of its own."""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault(
+    "PORTAL_WORKDIR", str(Path(__file__).resolve().parent.parent / "var" / "test")
+)
+os.environ.setdefault("PORTAL_STATIC_FROM_SOURCES", "1")
+os.environ.setdefault("PORTAL_JOB_KIND_MODULES", "tests.jobkinds")
+
+from portal.settings import *  # noqa: E402,F403
+
+# Hashing passwords slowly protects real accounts; in tests it only costs time.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"user": "100000/min", "address": "100000/min"}  # noqa: F405
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405  (WhiteNoise looks there first)
