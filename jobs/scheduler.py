@@ -28,6 +28,8 @@ from nodes.models import Node
 log = logging.getLogger(__name__)
 
 RUNNER = "jobs.runner.run_job"
+# Seconds a runner's task keeps in hand beyond a job's time limit before it takes that job on.
+KEEP_MARGIN = 600
 
 
 def available_nodes() -> list[Node]:
@@ -93,7 +95,9 @@ def enqueue(job_id: int, placement: int, queue: str) -> None:
     )
 
 
-def claim(job: Job, node: Node, slot: dict) -> bool:
+def claim(job: Job, node: Node, slot: dict, *, enqueue_it: bool = True) -> bool:
+    """Place `job` on `slot` of `node` if nobody placed it meanwhile; the runner's task goes on
+    the node's queue once that is committed (unless the caller runs the job itself)."""
     try:
         with transaction.atomic():
             # Only if nobody placed it meanwhile: then its placement number is the one read.
@@ -108,7 +112,8 @@ def claim(job: Job, node: Node, slot: dict) -> bool:
             )
             if not claimed:
                 return False
-            transaction.on_commit(partial(enqueue, job.pk, job.placement + 1, node.queue))
+            if enqueue_it:
+                transaction.on_commit(partial(enqueue, job.pk, job.placement + 1, node.queue))
     except IntegrityError:
         return False  # another scheduler took that slot a moment ago
     return True
@@ -121,9 +126,22 @@ def place_queued_jobs(per_user: int = 20) -> int:
     calls during a burst; otherwise it reads, for each user and priority, only their first
     waiting jobs: enough to choose fairly for the free slots.
     """
+    return _place(per_user)[0]
+
+
+def take_next(node_id: int, slot: int, within: float) -> tuple[int, int] | None:
+    """A placement pass run by a runner whose job just ended on (`node_id`, `slot`): the job
+    placed on that slot, if any, is handed back as (job id, placement) for the runner to run
+    at once, without a round trip through the broker; the rest are enqueued as usual. A job
+    whose time limit exceeds `within` seconds (what the runner's task has left) goes through
+    the broker instead."""
+    return _place(20, keep=(node_id, slot, within))[1]
+
+
+def _place(per_user: int, keep: tuple[int, int, float] | None = None):
     nodes = available_nodes()
     if not nodes:
-        return 0
+        return 0, None
     occupied = set(
         Job.objects.filter(node__in=nodes, state__in=[State.QUEUED, State.RUNNING]).values_list(
             "node_id", "slot"
@@ -132,7 +150,7 @@ def place_queued_jobs(per_user: int = 20) -> int:
     free = {n.pk: [s for s in n.slots() if (n.pk, s["slot"]) not in occupied] for n in nodes}
     slots_free = sum(len(slots) for slots in free.values())
     if not slots_free:
-        return 0
+        return 0, None
     turn = Window(
         RowNumber(),
         partition_by=[F("owner_id"), F("priority")],
@@ -140,12 +158,14 @@ def place_queued_jobs(per_user: int = 20) -> int:
     )
     waiting = list(
         Job.objects.filter(state=State.QUEUED, node__isnull=True)
-        .only("id", "kind", "owner_id", "priority", "queued_at", "placement", "params")
+        .only(
+            "id", "kind", "owner_id", "priority", "queued_at", "placement", "params", "time_limit"
+        )
         .annotate(turn=turn)
         .filter(turn__lte=max(per_user, slots_free))
     )
     if not waiting:
-        return 0
+        return 0, None
     placed_per_owner = Counter(
         Job.objects.filter(state__in=[State.QUEUED, State.RUNNING], node__isnull=False).values_list(
             "owner_id", flat=True
@@ -157,7 +177,7 @@ def place_queued_jobs(per_user: int = 20) -> int:
         .annotate(last=Max("placed_at"))
         .values_list("owner_id", "last")
     )
-    placed = 0
+    placed, kept = 0, None
     for job in fair_order(waiting, placed_per_owner, last_placed):
         kind = get_kind(job.kind)
         if kind is None:
@@ -167,13 +187,20 @@ def place_queued_jobs(per_user: int = 20) -> int:
         if choice is None:
             continue
         node, slot = choice
-        if claim(job, node, slot):
+        keep_it = (
+            keep is not None
+            and (node.pk, slot["slot"]) == keep[:2]
+            and job.time_limit + KEEP_MARGIN < keep[2]
+        )
+        if claim(job, node, slot, enqueue_it=not keep_it):
             placed += 1
+            if keep_it:
+                kept = (job.pk, job.placement + 1)
             log.info("job %s placed on %s slot %s", job.pk, node.name, slot["slot"])
         free[node.pk] = [s for s in free[node.pk] if s["slot"] != slot["slot"]]
         if not any(free.values()):
             break
-    return placed
+    return placed, kept
 
 
 class Placer:

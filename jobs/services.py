@@ -338,9 +338,11 @@ def job_finish(
     artifacts: Iterable[dict] = (),
     events: Iterable[dict] = (),
     by=None,
+    place_next: bool = True,
 ) -> bool:
     """End a run: store its last events, move the job to its final state and store its
-    artifacts, all or nothing."""
+    artifacts, all or nothing. Then a placement pass for the freed slot, unless the caller
+    (a runner that fills its own slot) does that itself (`place_next=False`)."""
     extra = {"progress": 100} if state == State.SUCCEEDED else {}
     with transaction.atomic():
         events = list(events)
@@ -360,7 +362,7 @@ def job_finish(
             Artifact.objects.bulk_create(
                 Artifact(job_id=job_id, placement=placement, **artifact) for artifact in artifacts
             )
-    if done:
+    if done and place_next:
         transaction.on_commit(_place_soon)
     return done
 

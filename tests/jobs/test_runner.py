@@ -286,3 +286,56 @@ def test_an_engine_job_that_raises_fails_with_the_error(make_node, submit, enque
     place_and_run(job, enqueued)
     assert job.state == State.FAILED
     assert "RuntimeError: asked to fail" in job.error
+
+
+def test_a_runner_goes_on_to_the_next_job_placed_on_its_slot(make_node, submit, enqueued):
+    make_node(runner=True)  # one slot
+    first = submit(params={"lines": 1})
+    second = submit(params={"lines": 2})
+    job_id, placement = placed(first, enqueued)
+    assert [call[0] for call in enqueued] == [first.pk]
+
+    result = run_job(job_id, placement)
+
+    # Both ran in that one task; the second never went through the broker.
+    assert (
+        result == f"job {first.pk} placement {placement}: done, then job(s) {second.pk} on its slot"
+    )
+    assert [call[0] for call in enqueued] == [first.pk]
+    for job in (first, second):
+        job.refresh_from_db()
+        assert job.state == State.SUCCEEDED
+        assert job.attempt == 1
+    assert second.started_at >= first.finished_at
+
+
+def test_a_job_longer_than_the_task_has_left_goes_through_the_broker(
+    make_node, submit, enqueued, settings
+):
+    make_node(runner=True)
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "timeout": 2 * 3600}
+    first = submit(params={"lines": 1})
+    # Its whole time limit does not fit in what the first job's task has left.
+    second = submit(params={"lines": 2}, time_limit=2 * 3600)
+    job_id, placement = placed(first, enqueued)
+
+    assert run_job(job_id, placement) == f"job {first.pk} placement {placement}: done"
+
+    second.refresh_from_db()
+    assert second.state == State.QUEUED
+    assert [call[0] for call in enqueued] == [first.pk, second.pk]
+    assert enqueued[-1][1] == second.placement
+
+
+def test_a_runner_does_not_go_on_when_its_node_is_draining(make_node, submit, enqueued):
+    node = make_node(runner=True)
+    first = submit(params={"lines": 1})
+    second = submit(params={"lines": 2})
+    job_id, placement = placed(first, enqueued)
+    node.draining = True
+    node.save(update_fields=["draining"])
+
+    run_job(job_id, placement)
+
+    second.refresh_from_db()
+    assert second.state == State.QUEUED and second.node is None
