@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 RUNNER = "jobs.runner.run_job"
 # Seconds a runner's task keeps in hand beyond a job's time limit before it takes that job on.
 KEEP_MARGIN = 600
+# How many of each user's first waiting jobs (per priority) a placement pass reads at least.
+PER_USER = 20
 
 
 def available_nodes() -> list[Node]:
@@ -119,14 +121,14 @@ def claim(job: Job, node: Node, slot: dict, *, enqueue_it: bool = True) -> bool:
     return True
 
 
-def place_queued_jobs(per_user: int = 20) -> int:
+def place_queued_jobs(per_user: int = PER_USER) -> int:
     """Put waiting jobs on free slots; returns how many were placed.
 
     Cheap when nothing can be placed (the pool is full, or nothing waits), which is most
     calls during a burst; otherwise it reads, for each user and priority, only their first
     waiting jobs: enough to choose fairly for the free slots.
     """
-    return _place(per_user)[0]
+    return _place(per_user, keep=None)[0]
 
 
 def take_next(node_id: int, slot: int, within: float) -> tuple[int, int] | None:
@@ -135,10 +137,12 @@ def take_next(node_id: int, slot: int, within: float) -> tuple[int, int] | None:
     at once, without a round trip through the broker; the rest are enqueued as usual. A job
     whose time limit exceeds `within` seconds (what the runner's task has left) goes through
     the broker instead."""
-    return _place(20, keep=(node_id, slot, within))[1]
+    return _place(PER_USER, keep=(node_id, slot), within=within)[1]
 
 
-def _place(per_user: int, keep: tuple[int, int, float] | None = None):
+def _place(per_user: int, keep: tuple[int, int] | None, within: float = 0.0):
+    """One placement pass: (how many placed, the (job id, placement) kept for the `keep`
+    slot's runner, or None)."""
     nodes = available_nodes()
     if not nodes:
         return 0, None
@@ -187,11 +191,7 @@ def _place(per_user: int, keep: tuple[int, int, float] | None = None):
         if choice is None:
             continue
         node, slot = choice
-        keep_it = (
-            keep is not None
-            and (node.pk, slot["slot"]) == keep[:2]
-            and job.time_limit + KEEP_MARGIN < keep[2]
-        )
+        keep_it = (node.pk, slot["slot"]) == keep and job.time_limit + KEEP_MARGIN < within
         if claim(job, node, slot, enqueue_it=not keep_it):
             placed += 1
             if keep_it:
