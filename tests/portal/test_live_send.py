@@ -2,6 +2,7 @@
 event loop (a sync call made from inside an async framework)."""
 
 import asyncio
+import threading
 
 import pytest
 from channels.layers import get_channel_layer
@@ -35,7 +36,14 @@ def test_a_sync_send_under_a_running_loop_reaches_the_group(redis_layer):
             await redis_layer.group_discard("watchers", channel)
             await redis_layer.flush()
 
-    message = asyncio.run(follow_and_send())
+    # On a thread of its own: the test's own thread may run a loop already (the browser
+    # driver's, in a full run), and asyncio.run refuses that.
+    received = []
+    thread = threading.Thread(target=lambda: received.append(asyncio.run(follow_and_send())))
+    thread.start()
+    thread.join(10)
+    assert received, "the loop raised or never finished (see the thread's traceback)"
+    message = received[0]
     assert message == {"type": "job.events", "events": [{"id": 7}]}
 
 
