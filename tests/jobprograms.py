@@ -1,5 +1,6 @@
 """Programs of the tests' job kinds: `python -m tests.jobprograms sleep OUT SECONDS LINES ...`."""
 
+import math
 import os
 import signal
 import sys
@@ -22,11 +23,12 @@ def sleep(out, seconds, lines, silent, exit_code, ignore_term, say, *inputs):
         print(f"line {number}")
     sys.stdout.flush()
     seconds = float(seconds or 0)
-    end = time.monotonic() + seconds
-    tick = 0
-    while time.monotonic() < end:
-        time.sleep(min(0.2, max(0.0, end - time.monotonic())))
-        tick += 1
+    start = time.monotonic()
+    end = start + seconds
+    # One tick per 0.2 s of the run, each timed from the start: however late a sleep wakes
+    # on a busy machine, a run of N seconds prints "tick 1" to "tick N".
+    for tick in range(1, math.ceil(seconds * 5 - 1e-9) + 1):
+        time.sleep(max(0.0, min(start + tick * 0.2, end) - time.monotonic()))
         if silent != "True" and tick % 5 == 0:
             print(f"tick {tick // 5}", flush=True)
             report.metric(tick // 5, "ticks", tick / 5)
