@@ -1,47 +1,58 @@
 """Sending to a Channels group from synchronous code, wherever that code runs."""
 
 import asyncio
+import concurrent.futures
+import os
 import threading
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+# How long a send may take before the caller gives up on it (the layer is unreachable).
+SEND_TIMEOUT = 10
 
-def _running_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+
+class _SendLoop:
+    """One event loop per process, on a thread of its own, that runs every send.
+
+    `async_to_sync` from a thread without a loop starts a new loop per call, and the Redis
+    layer keeps its connections per loop: every send opened a new connection to Redis (a
+    runner sends a few per job). One loop keeps them. A forked child (a task worker) starts
+    its own, since the parent's thread does not survive the fork.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid: int | None = None
+
+    def get(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="group-send", daemon=True)
+                thread.start()
+                self._loop, self._pid = loop, os.getpid()
+            return self._loop
+
+
+_send_loop = _SendLoop()
 
 
 def group_send(group: str, message: dict) -> bool:
     """Send `message` to `group`; False when there is no channel layer.
 
-    Synchronous code normally runs in a thread without an event loop (a worker, a runner,
-    a view under Daphne's thread pool). Where a loop is running in the caller's thread (a
-    sync function called from inside an async framework, such as a browser driver in
-    tests), the send goes through a short-lived thread instead, since `async_to_sync`
-    refuses that thread. Errors from the layer are raised to the caller.
+    Works from any thread, also one that runs an event loop of its own (a sync function
+    called from inside an async framework, such as a browser driver in tests), and returns
+    once the layer has taken the message. Errors from the layer, or a send that takes longer
+    than SEND_TIMEOUT seconds, are raised to the caller.
     """
     layer = get_channel_layer()
     if layer is None:
         return False
-    send = async_to_sync(layer.group_send)
-    if not _running_loop():
-        send(group, message)
-        return True
-    failure: list[BaseException] = []
-
-    def run():
-        try:
-            send(group, message)
-        except BaseException as exc:  # noqa: BLE001 - handed back to the caller's thread
-            failure.append(exc)
-
-    thread = threading.Thread(target=run, name="group-send")
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
+    future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), _send_loop.get())
+    try:
+        future.result(timeout=SEND_TIMEOUT)
+    except concurrent.futures.TimeoutError:
+        future.cancel()
+        raise
     return True
