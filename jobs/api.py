@@ -60,7 +60,8 @@ class JobSerializer(serializers.ModelSerializer):
         ]
 
     def get_inputs(self, job) -> list[int]:
-        return [i.upload_id for i in job.job_inputs.all()]
+        known = getattr(job, "input_ids", None)  # a job just submitted knows them
+        return known if known is not None else [i.upload_id for i in job.job_inputs.all()]
 
 
 class JobDetailSerializer(JobSerializer):
@@ -135,7 +136,10 @@ class JobListView(ListAPIView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         project = project_for(request.user, values["project"], role=Role.EDITOR)
-        uploads = {u.pk: u for u in Upload.objects.filter(project=project, pk__in=values["inputs"])}
+        uploads = {}
+        if values["inputs"]:
+            found = Upload.objects.filter(project=project, pk__in=values["inputs"])
+            uploads = {u.pk: u for u in found}
         missing = [i for i in values["inputs"] if i not in uploads]
         if missing:
             raise ValidationError({"inputs": f"No upload {missing[0]} in this project."})

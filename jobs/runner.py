@@ -26,7 +26,7 @@ from django.contrib.auth import get_user_model
 from django.core.files import File
 from django.core.files.storage import default_storage
 
-from jobs import report
+from jobs import report, sql
 from jobs.kinds import get_kind
 from jobs.kinds.base import Command, RunContext
 from jobs.models import Job, State
@@ -35,15 +35,20 @@ from portal.uploads.filenames import safe_filename
 
 log = logging.getLogger(__name__)
 
-# Output is written at most every FLUSH_SECONDS (or every FLUSH_LINES lines): a line after a
-# quiet moment goes out at once, a flood goes out in batches, never a transaction per line.
+# Output is written at most every FLUSH_SECONDS (or every FLUSH_LINES lines), a line FLUSH_WAIT
+# after it came: a line after a quiet moment goes out at once to the eye, a flood goes out in
+# batches, never a transaction per line, and the output of a job that ends within FLUSH_WAIT
+# goes in the same transaction as its end.
 FLUSH_SECONDS = 0.25
+FLUSH_WAIT = 0.05
 FLUSH_LINES = 500
 POLL_SECONDS = 0.5
 MAX_LINE = 10_000
 # Settings a job's process has no business seeing.
 HIDDEN_ENV = ("DATABASE_URL", "REDIS_URL", "DJANGO_SECRET_KEY", "PORTAL_S3_", "AWS_")
 DONE = object()
+# Left in a run's scratch directory when it ends: only such directories are cleaned up.
+ENDED = ".ended"
 
 
 @dataclass
@@ -136,6 +141,7 @@ class JobRun:
         self.tail: list[str] = []
         self._batch: list[dict] = []
         self._last_flush = 0.0
+        self._batch_since = 0.0
 
     # --- the run --------------------------------------------------------------------------
     def execute(self) -> None:
@@ -185,11 +191,10 @@ class JobRun:
     def fetch_inputs(self) -> tuple[list[Path], list[str], list[str]]:
         """Copy the inputs from storage into `in/`, checking their digests on the way."""
         paths, digests, kinds, taken = [], [], [], set()
-        for job_input in self.job.job_inputs.select_related("upload"):
-            upload = job_input.upload
+        for upload in sql.job_uploads(self.job.pk):
             name = safe_filename(upload.name)
             if name in taken:
-                name = f"{job_input.position}-{name}"
+                name = f"{upload.position}-{name}"
             taken.add(name)
             paths.append(self.fetch(upload.storage_key, upload.sha256, name, upload.name))
             digests.append(upload.sha256)
@@ -225,8 +230,11 @@ class JobRun:
         stopping: Outcome | None = None
         superseded = stopped = False
         while streams_open:
+            wait = (
+                0.1 if not self._batch else min(0.1, max(0.0, self._flush_due() - time.monotonic()))
+            )
             try:
-                item = process.lines.get(timeout=0.1)
+                item = process.lines.get(timeout=wait)
             except queue.Empty:
                 item = None
             now = time.monotonic()
@@ -235,9 +243,7 @@ class JobRun:
             elif item is not None:
                 last_output = now
                 self.add(report.parse(item))
-            if self._batch and (
-                len(self._batch) >= FLUSH_LINES or now - self._last_flush >= FLUSH_SECONDS
-            ):
+            if self._batch and (len(self._batch) >= FLUSH_LINES or now >= self._flush_due()):
                 superseded |= not self.flush()
             if stopping is None and not superseded and now >= next_poll:
                 next_poll = now + POLL_SECONDS
@@ -265,20 +271,14 @@ class JobRun:
     def check(self, started: float, last_output: float, now: float):
         """(superseded, why to stop) from the job's row and the clock."""
         job = self.job
-        row = (
-            Job.objects.filter(pk=job.pk)
-            .values(
-                "state", "placement", "cancel_requested", "cancel_requested_by", "node__enabled"
-            )
-            .first()
-        )
+        row = sql.job_watch(job.pk)
         if row is None or row["placement"] != self.placement or row["state"] != State.RUNNING:
             return True, None
         if row["cancel_requested"]:
             by = get_user_model().objects.filter(pk=row["cancel_requested_by"]).first()
             who = f" by {by.username}" if by else ""
             return False, Outcome(State.CANCELLED, f"cancelled{who}", by=by)
-        if not row["node__enabled"]:
+        if not row["node_enabled"]:
             return False, Outcome(State.QUEUED, "its node was disabled")
         if now - started > job.time_limit:
             return False, Outcome(
@@ -295,7 +295,13 @@ class JobRun:
         return False, None
 
     # --- events ---------------------------------------------------------------------------
+    def _flush_due(self) -> float:
+        """When the waiting output is due to be written (monotonic clock)."""
+        return max(self._batch_since + FLUSH_WAIT, self._last_flush + FLUSH_SECONDS)
+
     def add(self, event: dict) -> None:
+        if not self._batch:
+            self._batch_since = time.monotonic()
         if event["type"] == "log":
             self.tail = [*self.tail[-40:], event["line"]]
         self._batch.append(event)
@@ -339,16 +345,27 @@ class JobRun:
         return artifacts
 
     def cleanup(self) -> None:
-        """Remove scratch directories of this node, keeping the newest few for debugging."""
+        """Mark this run's scratch directory as ended, and remove those of ended runs on this
+        node but the newest few (kept for debugging). Other runs on the node may still be
+        going: a directory without the mark is theirs, unless it is older than any run can
+        last (its runner was killed)."""
         parent = self.scratch.parent
+        if self.scratch.exists():
+            (self.scratch / ENDED).touch()
         if not parent.exists():
             return
-        runs = sorted(
-            (p for p in parent.iterdir() if p.is_dir()),
-            key=lambda p: p.stat().st_mtime,
-            reverse=True,
-        )
-        for old in runs[settings.PORTAL_SCRATCH_KEEP :]:
+        abandoned = time.time() - settings.PORTAL_JOB_MAX_TIME_LIMIT - 3600
+        ended = []
+        for run in os.scandir(parent):
+            if not run.is_dir():
+                continue
+            try:
+                ended.append((os.stat(os.path.join(run.path, ENDED)).st_mtime, run.path))
+            except FileNotFoundError:
+                if run.stat().st_mtime < abandoned:
+                    ended.append((0.0, run.path))
+        ended.sort(reverse=True)
+        for _, old in ended[settings.PORTAL_SCRATCH_KEEP :]:
             shutil.rmtree(old, ignore_errors=True)
 
 

@@ -14,11 +14,10 @@ from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, connections, transaction
-from django.db.models import F, Max, Window
-from django.db.models.functions import RowNumber
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from jobs import sql
 from jobs.kinds import get_kind
 from jobs.kinds.base import JobKind
 from jobs.models import Job, State
@@ -35,11 +34,8 @@ PER_USER = 20
 
 
 def available_nodes() -> list[Node]:
-    return list(
-        Node.objects.filter(
-            enabled=True, draining=False, last_heartbeat_at__gt=Node.online_since()
-        ).order_by("name")
-    )
+    """Enabled, online nodes that are not draining, by name."""
+    return sql.nodes_available(Node.online_since())
 
 
 def fair_order(jobs: list[Job], placed_per_owner: Counter, last_placed: dict) -> list[Job]:
@@ -75,9 +71,7 @@ def choose_slot(kind, job: Job, nodes: list[Node], free: dict[int, list[dict]]):
     most free slots (jobs spread over the pool)."""
     needed = None
     if kind.gpu != "none" and type(kind).gpu_memory is not JobKind.gpu_memory:
-        needed = kind.gpu_memory(
-            job.params, [i.upload for i in job.job_inputs.select_related("upload")]
-        )
+        needed = kind.gpu_memory(job.params, sql.job_uploads(job.pk))
     best = None
     for node in nodes:
         if not all(node.can_run(engine) for engine in kind.requires):
@@ -103,14 +97,17 @@ def claim(job: Job, node: Node, slot: dict, *, enqueue_it: bool = True) -> bool:
     try:
         with transaction.atomic():
             # Only if nobody placed it meanwhile: then its placement number is the one read.
-            claimed = Job.objects.filter(
-                pk=job.pk, state=State.QUEUED, node__isnull=True, placement=job.placement
-            ).update(
-                node=node,
-                slot=slot["slot"],
-                gpu=slot["gpu"],
-                placed_at=timezone.now(),
-                placement=job.placement + 1,
+            claimed = sql.update(
+                Job,
+                "id = %s AND state = %s AND node_id IS NULL AND placement = %s",
+                [job.pk, State.QUEUED, job.placement],
+                {
+                    "node": node.pk,
+                    "slot": slot["slot"],
+                    "gpu": slot["gpu"],
+                    "placed_at": timezone.now(),
+                    "placement": job.placement + 1,
+                },
             )
             if not claimed:
                 return False
@@ -146,46 +143,26 @@ def _place(per_user: int, keep: tuple[int, int] | None, within: float = 0.0):
     nodes = available_nodes()
     if not nodes:
         return 0, None
-    occupied = set(
-        Job.objects.filter(node__in=nodes, state__in=[State.QUEUED, State.RUNNING]).values_list(
-            "node_id", "slot"
-        )
-    )
+    placed_jobs = sql.jobs_placed([State.QUEUED, State.RUNNING])
+    occupied = {(node_id, slot) for node_id, slot, _ in placed_jobs}
     free = {n.pk: [s for s in n.slots() if (n.pk, s["slot"]) not in occupied] for n in nodes}
     slots_free = sum(len(slots) for slots in free.values())
     if not slots_free:
         return 0, None
-    turn = Window(
-        RowNumber(),
-        partition_by=[F("owner_id"), F("priority")],
-        order_by=[F("queued_at").asc(), F("id").asc()],
-    )
-    waiting = list(
-        Job.objects.filter(state=State.QUEUED, node__isnull=True)
-        .only(
-            "id", "kind", "owner_id", "priority", "queued_at", "placement", "params", "time_limit"
-        )
-        .annotate(turn=turn)
-        .filter(turn__lte=max(per_user, slots_free))
-    )
+    waiting = sql.jobs_waiting(State.QUEUED, max(per_user, slots_free))
     if not waiting:
         return 0, None
-    placed_per_owner = Counter(
-        Job.objects.filter(state__in=[State.QUEUED, State.RUNNING], node__isnull=False).values_list(
-            "owner_id", flat=True
-        )
-    )
-    last_placed = dict(
-        Job.objects.filter(owner_id__in={j.owner_id for j in waiting}, placed_at__isnull=False)
-        .values("owner_id")
-        .annotate(last=Max("placed_at"))
-        .values_list("owner_id", "last")
-    )
+    placed_per_owner = Counter(owner for _, _, owner in placed_jobs)
+    owners = sorted({j.owner_id for j in waiting})
+    # Between users level on turns, the one served longest ago goes first.
+    last_placed = sql.last_placed(owners) if len(owners) > 1 else {}
     placed, kept = 0, None
     for job in fair_order(waiting, placed_per_owner, last_placed):
         kind = get_kind(job.kind)
         if kind is None:
-            transition(job, State.FAILED, reason=f"this portal no longer runs '{job.kind}' jobs")
+            transition(
+                Job(pk=job.pk), State.FAILED, reason=f"this portal no longer runs '{job.kind}' jobs"
+            )
             continue
         choice = choose_slot(kind, job, nodes, free)
         if choice is None:

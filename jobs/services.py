@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from jobs import live
+from jobs import live, sql
 from jobs.kinds import get_kind, registry
 from jobs.models import (
     ACTIVE,
@@ -126,13 +126,9 @@ def job_submit(
     with transaction.atomic():
         if not force:
             _lock_submissions_of(project.pk, digest)
-            existing = (
-                Job.objects.filter(project=project, fingerprint=digest, state__in=ACTIVE)
-                .order_by("id")
-                .first()
-            )
+            existing = sql.job_active_with(project.pk, digest, list(ACTIVE))
             if existing is not None:
-                return existing, False
+                return Job.objects.get(pk=existing), False
         now = timezone.now()
         reason = f"submitted by {by.username}"
         # Born queued: its pending → queued transition is recorded as any other.
@@ -151,15 +147,15 @@ def job_submit(
             queued_at=now,
             event_seq=1,
         )
-        JobInput.objects.bulk_create(
-            JobInput(job=job, upload=upload, position=i) for i, upload in enumerate(inputs)
+        sql.insert(
+            JobInput,
+            [{"job": job.pk, "upload": u.pk, "position": i} for i, u in enumerate(inputs)],
         )
-        JobTransition.objects.create(
-            job=job, from_state=State.PENDING, to_state=State.QUEUED, reason=reason, by=by, at=now
-        )
+        _record_transition(job.pk, State.PENDING, State.QUEUED, reason, by, 0, "", now)
         state = {"type": EventType.STATE, "state": State.QUEUED, "reason": reason}
         _insert_events(job.pk, 0, 1, [state], now)
     transaction.on_commit(_place_soon)
+    job.input_ids = [u.pk for u in inputs]
     return job, True
 
 
@@ -192,38 +188,28 @@ def transition(
     reason,
     by=None,
     placement: int | None = None,
-    where: dict | None = None,
+    from_state: str | None = None,
+    node_name: str | None = None,
     **fields,
-) -> bool:
+) -> Job | None:
     """Move a job to state `to` if the state machine allows it (and, given `placement`, if
-    that run is still the job's; given `where`, if the job matches it). Records the
-    transition and a `state` event. `reason` and field values may be functions of the job as
-    it was, read under the lock. Four queries: lock, update, two inserts."""
+    that run is still the job's; given `from_state` or `node_name`, if the job is in that
+    state or placed on that node). Records the transition and a `state` event. `reason` and
+    field values may be functions of the job as it was, read under the lock. Returns the job
+    as it is now, or None if nothing changed. Four statements: lock, update, two inserts."""
     with transaction.atomic():
-        # Lock the job's row only: the node joined in may be null.
-        rows = Job.objects.select_for_update(of=("self",)).filter(pk=job.pk, **(where or {}))
-        if placement is not None:
-            rows = rows.filter(placement=placement)
-        current = rows.select_related("node").first()
+        current, current_node = _lock(job.pk, placement, from_state, node_name)
         if current is None or to not in TRANSITIONS[current.state]:
-            return False
+            return None
         now = timezone.now()
         fields = {k: v(current) if callable(v) else v for k, v in fields.items()}
         reason = (reason(current) if callable(reason) else reason)[:500]
         if to in (State.SUCCEEDED, State.FAILED, State.CANCELLED):
             fields.setdefault("finished_at", now)
         seq = current.event_seq + 1
-        Job.objects.filter(pk=job.pk).update(state=to, event_seq=seq, **fields)
-        JobTransition.objects.create(
-            job_id=job.pk,
-            from_state=current.state,
-            to_state=to,
-            reason=reason,
-            by=by,
-            attempt=fields.get("attempt", current.attempt),
-            node=current.node.name if current.node else "",
-            at=now,
-        )
+        sql.update(Job, "id = %s", [job.pk], {"state": to, "event_seq": seq, **fields})
+        attempt = fields.get("attempt", current.attempt)
+        _record_transition(job.pk, current.state, to, reason, by, attempt, current_node, now)
         _insert_events(
             job.pk,
             current.placement,
@@ -231,33 +217,51 @@ def transition(
             [{"type": EventType.STATE, "state": to, "reason": reason}],
             now,
         )
-    for name, value in {**fields, "state": to, "event_seq": seq}.items():
+    changed = {**fields, "state": to, "event_seq": seq}
+    for name, value in changed.items():
         setattr(job, name, value)
-    return True
+        setattr(current, name, value)
+    return current
+
+
+def _record_transition(job_id, from_state, to, reason, by, attempt, node, at) -> None:
+    fields = {"job": job_id, "from_state": from_state, "to_state": to, "reason": reason}
+    fields |= {"by": getattr(by, "pk", by), "attempt": attempt, "node": node or "", "at": at}
+    sql.insert(JobTransition, [fields])
+
+
+def _lock(job_id: int, placement, from_state, node_name) -> tuple[Job | None, str | None]:
+    """Lock the job's row and read it: (the job as it is, the name of its node), or (None,
+    None) if it does not match."""
+    conditions = {"placement": placement, "state": from_state, "node_name": node_name}
+    found = sql.job_locked(job_id, {k: v for k, v in conditions.items() if v is not None})
+    return found or (None, None)
 
 
 def _insert_events(job_id: int, placement: int, first_seq: int, events: list[dict], now) -> None:
     """Store events numbered from `first_seq`; the caller holds the job's row locked and
     moves its `event_seq` on in the same transaction."""
-    rows = [
-        JobEvent(
-            job_id=job_id,
-            seq=first_seq + i,
-            type=event["type"],
-            data={k: v for k, v in event.items() if k != "type"},
-            placement=placement,
-            created_at=now,
-        )
+    records = [
+        {
+            "job": job_id,
+            "seq": first_seq + i,
+            "type": event["type"],
+            "data": {k: v for k, v in event.items() if k != "type"},
+            "placement": placement,
+            "created_at": now,
+        }
         for i, event in enumerate(events)
     ]
-    JobEvent.objects.bulk_create(rows)
-    transaction.on_commit(lambda: live.publish(job_id, [r.as_message() for r in rows]))
+    sql.insert(JobEvent, records)
+    at = now.isoformat()
+    messages = [{"id": r["seq"], "type": r["type"], "at": at, **r["data"]} for r in records]
+    transaction.on_commit(lambda: live.publish(job_id, messages))
 
 
 def _note(job: Job, line: str) -> None:
     """A log line from the portal itself, for a job whose row the caller holds locked."""
     seq = job.event_seq + 1
-    Job.objects.filter(pk=job.pk).update(event_seq=seq)
+    sql.update(Job, "id = %s", [job.pk], {"event_seq": seq})
     _insert_events(
         job.pk, job.placement, seq, [{"type": EventType.LOG, "line": line}], timezone.now()
     )
@@ -276,28 +280,23 @@ def events_append(*, job_id: int, placement: int, events: Iterable[dict], durabl
             # last moment of it (events and their numbers together), never a job's state.
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        job = (
-            Job.objects.select_for_update()
-            .filter(pk=job_id, placement=placement, state=State.RUNNING)
-            .only("event_seq", "metrics", "placement")
-            .first()
-        )
+        job = sql.job_run_locked(job_id, placement, State.RUNNING)
         if job is None:
             return False
         if not events:
             return True
-        fields = {"last_output_at": now, "event_seq": job.event_seq + len(events)}
-        metrics = dict(job.metrics)
+        fields = {"last_output_at": now, "event_seq": job["event_seq"] + len(events)}
+        metrics = dict(job["metrics"])
         for event in events:
             if event["type"] == EventType.PROGRESS:
                 fields["progress"] = event["percent"]
                 fields["progress_message"] = event.get("message", "")
             elif event["type"] == EventType.METRIC:
                 metrics[event["name"]] = {"step": event["step"], "value": event["value"]}
-        if metrics != job.metrics:
+        if metrics != job["metrics"]:
             fields["metrics"] = metrics
-        Job.objects.filter(pk=job_id).update(**fields)
-        _insert_events(job_id, placement, job.event_seq + 1, events, now)
+        sql.update(Job, "id = %s", [job_id], fields)
+        _insert_events(job_id, placement, job["event_seq"] + 1, events, now)
     return True
 
 
@@ -316,16 +315,14 @@ def job_start(*, job_id: int, placement: int, node_name: str, boot_id: str) -> J
         State.RUNNING,
         reason=where,
         placement=placement,
-        where={"node__name": node_name},
+        node_name=node_name,
         started_at=now,
         last_output_at=now,
         attempt=lambda current: current.attempt + 1,
         node_boot_id=boot_id,
         cancel_requested=False,
     )
-    if not started:
-        return None
-    return Job.objects.select_related("node").get(pk=job_id)
+    return started
 
 
 def job_finish(
@@ -354,17 +351,21 @@ def job_finish(
             reason=reason,
             by=by,
             placement=placement,
-            where={"state": State.RUNNING},
+            from_state=State.RUNNING,
             error=error[:10000],
             **extra,
         )
         if done:
-            Artifact.objects.bulk_create(
-                Artifact(job_id=job_id, placement=placement, **artifact) for artifact in artifacts
+            sql.insert(
+                Artifact,
+                [
+                    {"job": job_id, "placement": placement, "created_at": timezone.now(), **a}
+                    for a in artifacts
+                ],
             )
     if done and place_next:
         transaction.on_commit(_place_soon)
-    return done
+    return done is not None
 
 
 def job_cancel(*, job: Job, by) -> Job:
@@ -442,7 +443,7 @@ def job_requeue(*, job: Job, reason: str, by=None, counts_as_attempt: bool = Fal
             return False
     if done:
         transaction.on_commit(_place_soon)
-    return done
+    return bool(done)
 
 
 def job_resubmit(*, job: Job, by) -> Job:

@@ -234,6 +234,21 @@ def test_scratch_is_removed_but_the_last_few_are_kept(make_node, submit, enqueue
     assert len(list(scratch.iterdir())) == 2
 
 
+def test_cleanup_leaves_the_scratch_of_a_run_still_going_alone(
+    make_node, submit, enqueued, settings
+):
+    settings.PORTAL_SCRATCH_KEEP = 1
+    make_node(runner=True)
+    # Another runner on the node is in the middle of its job: its directory is older.
+    going = settings.WORKDIR / "scratch" / "n1" / "job-999-1"
+    (going / "out").mkdir(parents=True)
+    os.utime(going, (1, time.time() - 3600))
+    for _ in range(3):
+        place_and_run(submit(params={"seconds": 0}, force=True), enqueued)
+    assert (going / "out").is_dir()
+    assert len(list(going.parent.iterdir())) == 2
+
+
 def test_a_resident_engine_loads_once_for_many_jobs(make_node, submit, enqueued):
     make_node(runner=True)
     pids = set()
