@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -62,6 +63,57 @@ class Processes:
                 process.wait(10)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, 9)
+
+
+def cpu_seconds(roots) -> float:
+    """CPU time used so far by these processes, their live descendants and the children they
+    have reaped (a job's process, once it ended)."""
+    import psutil
+
+    total = 0.0
+    for root in roots:
+        try:
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for proc in procs:
+            try:
+                t = proc.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+class CpuMeter:
+    """CPU seconds spent by each named group of processes between `start` and `stop`;
+    "self" is this process alone (the client: submitting and watching)."""
+
+    def __init__(self, groups: dict):
+        import psutil
+
+        self.groups = {
+            name: procs if procs == "self" else [psutil.Process(p) for p in procs]
+            for name, procs in groups.items()
+        }
+        self.groups["PostgreSQL"] = [
+            p for p in psutil.process_iter(["name"]) if p.info["name"] in ("postgres", "postgresql")
+        ]
+        self.groups["Redis"] = [
+            p for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("redis")
+        ]
+
+    def read(self):
+        return {
+            name: time.process_time() if procs == "self" else cpu_seconds(procs)
+            for name, procs in self.groups.items()
+        }
+
+    def start(self):
+        self.before = self.read()
+
+    def stop(self):
+        return {name: seconds - self.before[name] for name, seconds in self.read().items()}
 
 
 def wait_for(condition, timeout=60, what="it"):
@@ -157,8 +209,8 @@ def run_portal(args, processes):
     _, node_token = node_create(name="bench", cpu_slots=args.slots)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    processes.start("server", "serve", "--port", str(port))
-    processes.start("scheduler", "runscheduler")
+    server = processes.start("server", "serve", "--port", str(port))
+    scheduler = processes.start("scheduler", "runscheduler")
     node = processes.start(
         "node", "runnode", "bench", "--portal", url, PORTAL_NODE_TOKEN=node_token
     )
@@ -181,7 +233,16 @@ def run_portal(args, processes):
         return float(event.data["line"].split()[1])
 
     def finished(pk):
-        return Job.objects.filter(pk=pk, state="succeeded").exists()
+        state = Job.objects.filter(pk=pk).values_list("state", flat=True).get()
+        if state in ("failed", "cancelled"):
+            raise SystemExit(f"job {pk} {state}: {Job.objects.get(pk=pk).error or '?'}")
+        return state == "succeeded"
+
+    def all_finished(ids):
+        states = Counter(Job.objects.filter(pk__in=ids).values_list("state", flat=True))
+        if states["failed"] or states["cancelled"]:
+            raise SystemExit(f"{states['failed']} failed, {states['cancelled']} cancelled")
+        return states["succeeded"] == len(ids)
 
     # Latency: at most one job per slot in flight, so nothing waits for a slot.
     submit(-1)  # warm-up
@@ -212,17 +273,28 @@ def run_portal(args, processes):
         stages["process up → finished"].append(j.finished_at.timestamp() - up)
 
     # Throughput: all at once, from as many clients as slots.
+    meter = CpuMeter(
+        {
+            "web server": [server.pid],
+            "scheduler": [scheduler.pid],
+            "node (runners, jobs)": [node.pid],
+            "bench client": "self",
+        }
+    )
+    meter.start()
     begin = time.time()
     with ThreadPoolExecutor(args.slots) as pool:
         burst = list(pool.map(submit, range(args.jobs, 2 * args.jobs)))
     ids = [pk for pk, _ in burst]
-    wait_for(
-        lambda: Job.objects.filter(pk__in=ids, state="succeeded").count() == len(ids),
-        600,
-        "the burst",
-    )
+    wait_for(lambda: all_finished(ids), 600, "the burst")
     last = max(Job.objects.filter(pk__in=ids).values_list("finished_at", flat=True)).timestamp()
-    return {"latency": latency, "throughput": args.jobs / (last - begin), "stages": stages}
+    cpu = meter.stop()
+    return {
+        "latency": latency,
+        "throughput": args.jobs / (last - begin),
+        "stages": stages,
+        "cpu": cpu,
+    }
 
 
 def run_bare(args, processes, work):
@@ -230,7 +302,9 @@ def run_bare(args, processes, work):
 
     log = work / "bare-tasks.log"
     log.touch()
-    processes.start("bare", "qcluster", Q_CLUSTER_NAME="bare", PORTAL_Q_WORKERS=args.slots + 1)
+    bare = processes.start(
+        "bare", "qcluster", Q_CLUSTER_NAME="bare", PORTAL_Q_WORKERS=args.slots + 1
+    )
     wait_for(
         lambda: "running." in (processes.logs / "bare.log").read_text(), what="the bare cluster"
     )
@@ -251,12 +325,14 @@ def run_bare(args, processes, work):
     lines = [line.split() for line in log.read_text().splitlines()[1:]]
     latency = [float(started) - float(submitted) for submitted, started, _ in lines]
 
+    meter = CpuMeter({"cluster (tasks, jobs)": [bare.pid], "bench client": "self"})
+    meter.start()
     begin = time.time()
     with ThreadPoolExecutor(args.slots) as pool:
         list(pool.map(enqueue, range(args.jobs)))
     wait_for(lambda: done() == 2 * args.jobs + 1, 600, "the burst")
     last = max(float(line.split()[2]) for line in log.read_text().splitlines())
-    return {"latency": latency, "throughput": args.jobs / (last - begin)}
+    return {"latency": latency, "throughput": args.jobs / (last - begin), "cpu": meter.stop()}
 
 
 def report(args, results):
@@ -277,6 +353,13 @@ def report(args, results):
     print("\nwhere a portal job's time goes (median):")
     for stage, values in portal["stages"].items():
         print(f"  {stage:<30}{statistics.median(values) * 1000:>8.0f} ms")
+    print("\nCPU per job in the burst, by process (ms):")
+    for name, r in results.items():
+        parts = ", ".join(
+            f"{group} {seconds / args.jobs * 1000:.1f}" for group, seconds in r["cpu"].items()
+        )
+        total = sum(r["cpu"].values()) / args.jobs * 1000
+        print(f"  {name:<16}{total:>6.1f}  ({parts})")
     if "bare Django-Q2" not in results:
         return
     bare = results["bare Django-Q2"]
