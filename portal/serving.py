@@ -16,6 +16,7 @@ them (portal/uploads/handlers.py). Under any other ASGI server the standard path
 
 import io
 
+from asgiref.sync import sync_to_async
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
 from django.core.exceptions import RequestAborted
@@ -58,6 +59,18 @@ class _Receive:
 
 
 class PortalASGIHandler(ASGIHandler):
+    def load_middleware(self, is_async=False):
+        """The middleware and the views are all synchronous: run them as one synchronous
+        chain, entered once per request on the thread Django uses for synchronous code.
+
+        Django's own chain under ASGI runs each middleware that can be either in async mode,
+        down to the first sync-only one (WhiteNoise), and an async-mode `MiddlewareMixin`
+        hops to that thread and back for its `process_request` and `process_response`
+        each: about a dozen hops between the event loop and the thread per request, a
+        share of the web server's CPU per job that showed in `bench/dispatch.py`."""
+        super().load_middleware(is_async=False)
+        self._middleware_chain = sync_to_async(self._middleware_chain, thread_sensitive=True)
+
     async def __call__(self, scope, receive, send):
         body_file = scope.get("extensions", {}).get(BODY_FILE)
         if body_file is not None:
