@@ -196,8 +196,10 @@ def transition(
     that run is still the job's; given `from_state` or `node_name`, if the job is in that
     state or placed on that node). Records the transition and a `state` event. `reason` and
     field values may be functions of the job as it was, read under the lock. Returns the job
-    as it is now, or None if nothing changed. Four statements: lock, update, two inserts."""
-    with transaction.atomic():
+    as it is now, or None if nothing changed. Four statements: lock, update, two inserts.
+    Inside a caller's transaction it is part of it (no savepoint: nothing here is caught and
+    carried on from)."""
+    with transaction.atomic(savepoint=False):
         current, current_node = _lock(job.pk, placement, from_state, node_name)
         if current is None or to not in TRANSITIONS[current.state]:
             return None
@@ -271,11 +273,14 @@ def events_append(*, job_id: int, placement: int, events: Iterable[dict], durabl
     """Store a runner's events for its run of a job. False when that run is no longer the
     job's (cancelled, re-queued, placed again): the events are dropped and the run should stop.
     Three queries however many events. `durable=False` lets PostgreSQL commit without waiting
-    for its log to reach the disk (the runner's batches of output; never state changes)."""
+    for its log to reach the disk (the runner's batches of output; never state changes).
+    Inside a caller's transaction (a run's end) it is part of it, with no savepoint, and as
+    durable as the caller's."""
     events = list(events)
     now = timezone.now()
-    with transaction.atomic():
-        if not durable and connection.vendor == "postgresql":
+    outermost = not connection.in_atomic_block
+    with transaction.atomic(savepoint=False):
+        if not durable and outermost and connection.vendor == "postgresql":
             # A runner's output need not wait for the disk: a database crash may lose the
             # last moment of it (events and their numbers together), never a job's state.
             with connection.cursor() as cursor:
