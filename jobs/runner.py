@@ -25,6 +25,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files import File
 from django.core.files.storage import default_storage
+from django.db import transaction
 
 from jobs import report, sql
 from jobs.kinds import get_kind
@@ -144,7 +145,9 @@ class JobRun:
         self._batch_since = 0.0
 
     # --- the run --------------------------------------------------------------------------
-    def execute(self) -> None:
+    def execute(self, within: float) -> tuple[int, int] | None:
+        """Run the job to its end; then the (job id, placement) placed on its slot to run next,
+        if any (see `finish`)."""
         if self.scratch.exists():
             shutil.rmtree(self.scratch)
         (self.scratch / "in").mkdir(parents=True)
@@ -172,12 +175,13 @@ class JobRun:
             log.info(
                 "job %s placement %s was superseded; nothing stored", self.job.pk, self.placement
             )
-            return
+            return take_over(self.job, within)
         artifacts = self.store(self.kind.collect(context))
         # The last output goes in the same transaction as the end of the run.
         events, self._batch = self._batch, []
-        job_finish(
-            job_id=self.job.pk,
+        return finish(
+            self.job,
+            within,
             placement=self.placement,
             state=outcome.state,
             reason=outcome.reason,
@@ -185,7 +189,6 @@ class JobRun:
             artifacts=artifacts,
             events=events,
             by=outcome.by,
-            place_next=False,
         )
 
     def fetch_inputs(self) -> tuple[list[Path], list[str], list[str]]:
@@ -377,22 +380,14 @@ def run_job(job_id: int, placement: int) -> str:
     the broker. It takes on a job only while Django-Q2's timeout for this task leaves room
     for that job's whole time limit; others go through the broker as usual.
     """
-    from jobs.scheduler import take_next
-
     ends = time.monotonic() + settings.Q_CLUSTER["timeout"]
     task = f"job {job_id} placement {placement}"
     ran = []
     while True:
-        slot = _run_one(job_id, placement)
-        if slot is None:
+        started, following = _run_one(job_id, placement, ends)
+        if not started:
             break
         ran.append(job_id)
-        try:
-            following = take_next(*slot, within=ends - time.monotonic())
-        except Exception:
-            # The scheduler's sweep places what this pass could not.
-            log.exception("placement after job %s failed", job_id)
-            break
         if following is None:
             break
         job_id, placement = following
@@ -404,8 +399,9 @@ def run_job(job_id: int, placement: int) -> str:
     return f"{task}: done, then job(s) {', '.join(map(str, ran[1:]))} on its slot"
 
 
-def _run_one(job_id: int, placement: int) -> tuple[int, int] | None:
-    """Run one placement of a job; the (node id, slot) it held, or None if it did not start."""
+def _run_one(job_id: int, placement: int, ends: float) -> tuple[bool, tuple[int, int] | None]:
+    """Run one placement of a job, the runner's task having until `ends` (monotonic clock):
+    (whether it started, the (job id, placement) placed on its slot to run next)."""
     job = job_start(
         job_id=job_id,
         placement=placement,
@@ -413,20 +409,50 @@ def _run_one(job_id: int, placement: int) -> tuple[int, int] | None:
         boot_id=settings.PORTAL_NODE_BOOT_ID,
     )
     if job is None:
-        return None
+        return False, None
     run = JobRun(job, placement)
     try:
-        run.execute()
+        following = run.execute(within=ends - time.monotonic())
     except Exception as exc:
         log.exception("job %s failed in its runner", job_id)
-        job_finish(
-            job_id=job_id,
+        following = finish(
+            job,
+            ends - time.monotonic(),
             placement=placement,
             state=State.FAILED,
             reason=f"the node's runner failed: {exc}"[:400],
             error=str(exc),
-            place_next=False,
         )
     finally:
         run.cleanup()
-    return job.node_id, job.slot
+    return True, following
+
+
+def finish(job: Job, within: float, **ending) -> tuple[int, int] | None:
+    """End a run (`job_finish` with `ending`) and, in the same transaction, place waiting jobs
+    (`take_over`): the slot is never seen free between its two jobs, so the job that follows
+    on it is this runner's to run at once rather than another pass's to send through the
+    broker. A failed placement leaves the end of the run stored.
+
+    If that pass put nothing on the slot, another follows the commit: a job submitted while
+    the run was ending had its own pass find the slot still taken, and would otherwise wait
+    for the scheduler's sweep."""
+    with transaction.atomic():
+        job_finish(job_id=job.pk, place_next=False, **ending)
+        following = take_over(job, within)
+    return following if following is not None else take_over(job, within)
+
+
+def take_over(job: Job, within: float) -> tuple[int, int] | None:
+    """A placement pass for the slot `job` held: the (job id, placement) placed on it for
+    this runner to run next, if any; jobs placed elsewhere go through the broker. A job whose
+    time limit exceeds `within` seconds (what the runner's task has left) goes through the
+    broker too. None if the pass failed: the scheduler's sweep places what it could not."""
+    from jobs.scheduler import take_next
+
+    try:
+        with transaction.atomic():
+            return take_next(job.node_id, job.slot, within=within)
+    except Exception:
+        log.exception("placement after job %s failed", job.pk)
+        return None

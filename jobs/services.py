@@ -343,10 +343,11 @@ def job_finish(
     place_next: bool = True,
 ) -> bool:
     """End a run: store its last events, move the job to its final state and store its
-    artifacts, all or nothing. Then a placement pass for the freed slot, unless the caller
-    (a runner that fills its own slot) does that itself (`place_next=False`)."""
+    artifacts, all or nothing (and part of the caller's transaction, if any). Then a placement
+    pass for the freed slot, unless the caller (a runner that fills its own slot) does that
+    itself (`place_next=False`)."""
     extra = {"progress": 100} if state == State.SUCCEEDED else {}
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         events = list(events)
         if events and not events_append(job_id=job_id, placement=placement, events=events):
             return False

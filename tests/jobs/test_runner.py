@@ -8,9 +8,9 @@ import time
 import pytest
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connections
+from django.db import connection, connections
 
-from jobs import runner
+from jobs import runner, scheduler
 from jobs.models import Job, State
 from jobs.runner import run_job
 from jobs.scheduler import place_queued_jobs
@@ -322,6 +322,46 @@ def test_a_runner_goes_on_to_the_next_job_placed_on_its_slot(make_node, submit, 
         assert job.state == State.SUCCEEDED
         assert job.attempt == 1
     assert second.started_at >= first.finished_at
+
+
+def test_a_job_submitted_while_a_run_ends_is_not_left_waiting(
+    make_node, submit, enqueued, monkeypatch
+):
+    make_node(runner=True)  # one slot
+    first = submit(params={"lines": 1})
+    job_id, placement = placed(first, enqueued)
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite lets one transaction write at a time: no submission meanwhile")
+    late = []
+    real_take_next = scheduler.take_next
+
+    def take_next(*args, **kwargs):
+        following = real_take_next(*args, **kwargs)
+        if not late:
+            # The run's end is not committed yet: a job comes in from elsewhere, and the
+            # placement pass after its submission finds the slot still taken.
+            def from_elsewhere():
+                try:
+                    late.append(submit(params={"lines": 2}))
+                finally:
+                    connections.close_all()
+
+            thread = threading.Thread(target=from_elsewhere)
+            thread.start()
+            thread.join()
+        return following
+
+    monkeypatch.setattr(scheduler, "take_next", take_next)
+
+    result = run_job(job_id, placement)
+
+    # The runner looked again once its end was committed, and ran it.
+    assert (
+        result
+        == f"job {first.pk} placement {placement}: done, then job(s) {late[0].pk} on its slot"
+    )
+    late[0].refresh_from_db()
+    assert late[0].state == State.SUCCEEDED
 
 
 def test_a_job_longer_than_the_task_has_left_goes_through_the_broker(
