@@ -190,15 +190,17 @@ def transition(
     placement: int | None = None,
     from_state: str | None = None,
     node_name: str | None = None,
+    output: Iterable[dict] = (),
     **fields,
 ) -> Job | None:
     """Move a job to state `to` if the state machine allows it (and, given `placement`, if
     that run is still the job's; given `from_state` or `node_name`, if the job is in that
-    state or placed on that node). Records the transition and a `state` event. `reason` and
-    field values may be functions of the job as it was, read under the lock. Returns the job
-    as it is now, or None if nothing changed. Four statements: lock, update, two inserts.
-    Inside a caller's transaction it is part of it (no savepoint: nothing here is caught and
-    carried on from)."""
+    state or placed on that node). Records the transition and a `state` event, after the
+    run's last `output` events if given. `reason` and field values may be functions of the job
+    as it was, read under the lock. Returns the job as it is now, or None if nothing changed.
+    Four statements: lock, update, two inserts. Inside a caller's transaction it is part of
+    it (no savepoint: nothing here is caught and carried on from)."""
+    output = list(output)
     with transaction.atomic(savepoint=False):
         current, current_node = _lock(job.pk, placement, from_state, node_name)
         if current is None or to not in TRANSITIONS[current.state]:
@@ -208,15 +210,17 @@ def transition(
         reason = (reason(current) if callable(reason) else reason)[:500]
         if to in (State.SUCCEEDED, State.FAILED, State.CANCELLED):
             fields.setdefault("finished_at", now)
-        seq = current.event_seq + 1
+        if output:
+            fields = {**_output_fields(output, current.metrics, now), **fields}
+        seq = current.event_seq + len(output) + 1
         sql.update(Job, "id = %s", [job.pk], {"state": to, "event_seq": seq, **fields})
         attempt = fields.get("attempt", current.attempt)
         _record_transition(job.pk, current.state, to, reason, by, attempt, current_node, now)
         _insert_events(
             job.pk,
             current.placement,
-            seq,
-            [{"type": EventType.STATE, "state": to, "reason": reason}],
+            current.event_seq + 1,
+            [*output, {"type": EventType.STATE, "state": to, "reason": reason}],
             now,
         )
     changed = {**fields, "state": to, "event_seq": seq}
@@ -274,8 +278,8 @@ def events_append(*, job_id: int, placement: int, events: Iterable[dict], durabl
     job's (cancelled, re-queued, placed again): the events are dropped and the run should stop.
     Three queries however many events. `durable=False` lets PostgreSQL commit without waiting
     for its log to reach the disk (the runner's batches of output; never state changes).
-    Inside a caller's transaction (a run's end) it is part of it, with no savepoint, and as
-    durable as the caller's."""
+    Inside a caller's transaction it is part of it, with no savepoint, and as durable as the
+    caller's."""
     events = list(events)
     now = timezone.now()
     outermost = not connection.in_atomic_block
@@ -290,19 +294,27 @@ def events_append(*, job_id: int, placement: int, events: Iterable[dict], durabl
             return False
         if not events:
             return True
-        fields = {"last_output_at": now, "event_seq": job["event_seq"] + len(events)}
-        metrics = dict(job["metrics"])
-        for event in events:
-            if event["type"] == EventType.PROGRESS:
-                fields["progress"] = event["percent"]
-                fields["progress_message"] = event.get("message", "")
-            elif event["type"] == EventType.METRIC:
-                metrics[event["name"]] = {"step": event["step"], "value": event["value"]}
-        if metrics != job["metrics"]:
-            fields["metrics"] = metrics
+        fields = {"event_seq": job["event_seq"] + len(events)}
+        fields |= _output_fields(events, job["metrics"], now)
         sql.update(Job, "id = %s", [job_id], fields)
         _insert_events(job_id, placement, job["event_seq"] + 1, events, now)
     return True
+
+
+def _output_fields(events: list[dict], metrics: dict, now) -> dict:
+    """What a run's output events change on its job: when it last said something, its
+    progress, and the latest point of each metric (given the job's `metrics` so far)."""
+    fields = {"last_output_at": now}
+    latest = dict(metrics)
+    for event in events:
+        if event["type"] == EventType.PROGRESS:
+            fields["progress"] = event["percent"]
+            fields["progress_message"] = event.get("message", "")
+        elif event["type"] == EventType.METRIC:
+            latest[event["name"]] = {"step": event["step"], "value": event["value"]}
+    if latest != metrics:
+        fields["metrics"] = latest
+    return fields
 
 
 def job_start(*, job_id: int, placement: int, node_name: str, boot_id: str) -> Job | None:
@@ -348,9 +360,6 @@ def job_finish(
     itself (`place_next=False`)."""
     extra = {"progress": 100} if state == State.SUCCEEDED else {}
     with transaction.atomic(savepoint=False):
-        events = list(events)
-        if events and not events_append(job_id=job_id, placement=placement, events=events):
-            return False
         done = transition(
             Job(pk=job_id),
             state,
@@ -358,6 +367,7 @@ def job_finish(
             by=by,
             placement=placement,
             from_state=State.RUNNING,
+            output=events,
             error=error[:10000],
             **extra,
         )
