@@ -430,16 +430,23 @@ def _run_one(job_id: int, placement: int, ends: float) -> tuple[bool, tuple[int,
 
 def finish(job: Job, within: float, **ending) -> tuple[int, int] | None:
     """End a run (`job_finish` with `ending`) and, in the same transaction, place waiting jobs
-    (`take_over`): the slot is never seen free between its two jobs, so the job that follows
+    (`take_next`): the slot is never seen free between its two jobs, so the job that follows
     on it is this runner's to run at once rather than another pass's to send through the
-    broker. A failed placement leaves the end of the run stored.
+    broker. A pass that fails takes the end down with it; the end is then stored alone.
 
     If that pass put nothing on the slot, another follows the commit: a job submitted while
     the run was ending had its own pass find the slot still taken, and would otherwise wait
     for the scheduler's sweep."""
-    with transaction.atomic():
+    from jobs.scheduler import take_next
+
+    try:
+        with transaction.atomic():
+            job_finish(job_id=job.pk, place_next=False, **ending)
+            following = take_next(job.node_id, job.slot, within=within)
+    except Exception:
+        log.exception("placement after job %s failed; storing its end alone", job.pk)
         job_finish(job_id=job.pk, place_next=False, **ending)
-        following = take_over(job, within)
+        following = None
     return following if following is not None else take_over(job, within)
 
 
@@ -451,8 +458,7 @@ def take_over(job: Job, within: float) -> tuple[int, int] | None:
     from jobs.scheduler import take_next
 
     try:
-        with transaction.atomic():
-            return take_next(job.node_id, job.slot, within=within)
+        return take_next(job.node_id, job.slot, within=within)
     except Exception:
         log.exception("placement after job %s failed", job.pk)
         return None

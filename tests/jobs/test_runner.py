@@ -364,6 +364,33 @@ def test_a_job_submitted_while_a_run_ends_is_not_left_waiting(
     assert late[0].state == State.SUCCEEDED
 
 
+def test_a_placement_that_fails_as_a_run_ends_loses_nothing(
+    make_node, submit, enqueued, monkeypatch
+):
+    make_node(runner=True)
+    job = submit(params={"lines": 3})
+    job_id, placement = placed(job, enqueued)
+    real_take_next = scheduler.take_next
+    calls = []
+
+    def take_next(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise RuntimeError("the placement pass broke")
+        return real_take_next(*args, **kwargs)
+
+    monkeypatch.setattr(scheduler, "take_next", take_next)
+
+    assert run_job(job_id, placement) == f"job {job.pk} placement {placement}: done"
+
+    # The pass took the end's transaction down with it; the end was stored on its own.
+    job.refresh_from_db()
+    assert job.state == State.SUCCEEDED and job.progress == 100
+    assert lines(job)[-3:] == ["line 1", "line 2", "done"]
+    assert job.artifacts.filter(name="result.txt").exists()
+    assert len(calls) == 2  # and the slot got its pass after all
+
+
 def test_a_job_longer_than_the_task_has_left_goes_through_the_broker(
     make_node, submit, enqueued, settings
 ):
