@@ -1,5 +1,6 @@
-"""`/ws/nodes/` (staff): the node pool, sent whole whenever it changes, and every few seconds
-so statuses that change by time passing (a node going offline) show up too."""
+"""`/ws/nodes/` (staff): the node pool, sent whole when it changes (at once, then at most every
+COALESCE_SECONDS during a burst), and every few seconds so statuses that change by time passing
+(a node going offline) show up too."""
 
 import asyncio
 
@@ -12,6 +13,9 @@ from nodes.pool import pool_snapshot
 
 CLOSE_FORBIDDEN = 4403
 REFRESH_SECONDS = 2.0
+# A burst of jobs changes the pool hundreds of times a second; a page gets the first change at
+# once and then at most one snapshot per COALESCE_SECONDS (the last one after the burst).
+COALESCE_SECONDS = 0.25
 
 
 class NodePoolConsumer(AsyncJsonWebsocketConsumer):
@@ -22,24 +26,39 @@ class NodePoolConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         await self.accept()
+        self.sent_at = float("-inf")
+        self.due = None
         if self.channel_layer is not None:
             await self.channel_layer.group_add(POOL_GROUP, self.channel_name)
         await self.send_pool()
         self.ticker = asyncio.ensure_future(self.tick())
 
     async def disconnect(self, code):
-        if getattr(self, "ticker", None) is not None:
-            self.ticker.cancel()
+        for task in (getattr(self, "ticker", None), getattr(self, "due", None)):
+            if task is not None:
+                task.cancel()
         if self.channel_layer is not None:
             await self.channel_layer.group_discard(POOL_GROUP, self.channel_name)
 
     async def send_pool(self):
+        self.sent_at = asyncio.get_running_loop().time()
         nodes = await database_sync_to_async(pool_snapshot)()
         await self.send_json(
             {"type": "pool", "nodes": nodes, "offline_after": settings.PORTAL_NODE_OFFLINE_AFTER}
         )
 
     async def pool_changed(self, message):
+        if self.due is not None:
+            return  # a snapshot is on its way, taken after this change
+        wait = self.sent_at + COALESCE_SECONDS - asyncio.get_running_loop().time()
+        if wait <= 0:
+            await self.send_pool()
+        else:
+            self.due = asyncio.ensure_future(self.send_later(wait))
+
+    async def send_later(self, wait: float):
+        await asyncio.sleep(wait)
+        self.due = None
         await self.send_pool()
 
     async def tick(self):
