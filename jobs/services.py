@@ -277,14 +277,11 @@ def events_append(*, job_id: int, placement: int, events: Iterable[dict], durabl
     """Store a runner's events for its run of a job. False when that run is no longer the
     job's (cancelled, re-queued, placed again): the events are dropped and the run should stop.
     Three queries however many events. `durable=False` lets PostgreSQL commit without waiting
-    for its log to reach the disk (the runner's batches of output; never state changes).
-    Inside a caller's transaction it is part of it, with no savepoint, and as durable as the
-    caller's."""
+    for its log to reach the disk (the runner's batches of output; never state changes)."""
     events = list(events)
     now = timezone.now()
-    outermost = not connection.in_atomic_block
-    with transaction.atomic(savepoint=False):
-        if not durable and outermost and connection.vendor == "postgresql":
+    with transaction.atomic():
+        if not durable and connection.vendor == "postgresql":
             # A runner's output need not wait for the disk: a database crash may lose the
             # last moment of it (events and their numbers together), never a job's state.
             with connection.cursor() as cursor:

@@ -19,6 +19,9 @@ COALESCE_SECONDS = 0.25
 
 
 class NodePoolConsumer(AsyncJsonWebsocketConsumer):
+    sent_at = float("-inf")  # when the last snapshot was taken (event loop clock)
+    due: asyncio.Future | None = None  # a snapshot waiting to be sent
+
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated or not user.is_staff:
@@ -26,15 +29,13 @@ class NodePoolConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         await self.accept()
-        self.sent_at = float("-inf")
-        self.due = None
         if self.channel_layer is not None:
             await self.channel_layer.group_add(POOL_GROUP, self.channel_name)
         await self.send_pool()
         self.ticker = asyncio.ensure_future(self.tick())
 
     async def disconnect(self, code):
-        for task in (getattr(self, "ticker", None), getattr(self, "due", None)):
+        for task in (getattr(self, "ticker", None), self.due):
             if task is not None:
                 task.cancel()
         if self.channel_layer is not None:

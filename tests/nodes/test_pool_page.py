@@ -20,7 +20,6 @@ def test_a_burst_of_changes_reaches_the_page_as_a_few_snapshots_the_last_one_cur
     async def burst():
         loop = asyncio.get_running_loop()
         consumer = NodePoolConsumer()
-        consumer.sent_at, consumer.due = float("-inf"), None
 
         async def send_json(content):
             frames.append((loop.time(), content))
