@@ -1,6 +1,6 @@
 from django.core.files.storage import default_storage
 from django.http import FileResponse, StreamingHttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import ListAPIView
@@ -8,9 +8,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs.archive import archive_stream
-from jobs.models import Artifact, Job, JobTransition, Priority, State
+from jobs.filters import JobFilter
+from jobs.models import Artifact, Job, JobTransition, Priority
 from jobs.selectors import events_after, job_for, jobs_visible_to
 from jobs.services import job_cancel, job_set_priority, job_submit
+from portal.ids import MAX_ID, IdField
 from portal.projects.models import Role
 from portal.projects.selectors import project_for
 from portal.uploads.models import Upload
@@ -19,7 +21,7 @@ MAX_EVENTS = 1000
 
 
 class TransitionSerializer(serializers.ModelSerializer):
-    by = serializers.CharField(source="by.username", default=None)
+    by = serializers.CharField(source="by.username", default=None, allow_null=True)
 
     class Meta:
         model = JobTransition
@@ -29,7 +31,7 @@ class TransitionSerializer(serializers.ModelSerializer):
 class JobSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username")
     priority = serializers.CharField(source="priority_name")
-    node = serializers.CharField(source="node.name", default=None)
+    node = serializers.CharField(source="node.name", default=None, allow_null=True)
     inputs = serializers.SerializerMethodField()
 
     class Meta:
@@ -72,13 +74,11 @@ class JobDetailSerializer(JobSerializer):
 
 
 class JobInput(serializers.Serializer):
-    project = serializers.IntegerField()
+    project = IdField()
     kind = serializers.CharField(max_length=40)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     params = serializers.JSONField(required=False, default=dict)
-    inputs = serializers.ListField(
-        child=serializers.IntegerField(), required=False, default=list, max_length=50
-    )
+    inputs = serializers.ListField(child=IdField(), required=False, default=list, max_length=50)
     priority = serializers.ChoiceField(choices=Priority.labels, required=False, default="normal")
     force = serializers.BooleanField(required=False, default=False)
     time_limit = serializers.IntegerField(
@@ -88,6 +88,15 @@ class JobInput(serializers.Serializer):
 
 class PriorityInput(serializers.Serializer):
     priority = serializers.ChoiceField(choices=Priority.labels)
+
+
+class EventQuery(serializers.Serializer):
+    after = serializers.IntegerField(
+        min_value=0, max_value=MAX_ID, default=0, help_text="Only events with a larger id"
+    )
+    limit = serializers.IntegerField(
+        min_value=1, max_value=MAX_EVENTS, default=MAX_EVENTS, help_text="At most this many"
+    )
 
 
 class EventPage(serializers.Serializer):
@@ -103,28 +112,12 @@ class ArtifactSerializer(serializers.ModelSerializer):
         fields = ["name", "size", "sha256", "created_at"]
 
 
-@extend_schema(
-    parameters=[
-        OpenApiParameter("project", int),
-        OpenApiParameter("state", str, enum=State.values),
-        OpenApiParameter("kind", str),
-    ]
-)
 class JobListView(ListAPIView):
     serializer_class = JobSerializer
+    filterset_class = JobFilter
 
     def get_queryset(self):
-        jobs = jobs_visible_to(self.request.user).prefetch_related("job_inputs")
-        params = self.request.query_params
-        if "project" in params:
-            jobs = jobs.filter(project=project_for(self.request.user, params["project"]))
-        if "state" in params:
-            if params["state"] not in State.values:
-                raise ValidationError({"state": f"One of {', '.join(State.values)}."})
-            jobs = jobs.filter(state=params["state"])
-        if "kind" in params:
-            jobs = jobs.filter(kind=params["kind"])
-        return jobs
+        return jobs_visible_to(self.request.user).prefetch_related("job_inputs")
 
     @extend_schema(
         request=JobInput,
@@ -187,22 +180,15 @@ class JobPriorityView(APIView):
 
 class JobEventsView(APIView):
     @extend_schema(
-        parameters=[
-            OpenApiParameter("after", int, description="Only events with a larger id"),
-            OpenApiParameter("limit", int, description=f"At most this many (≤ {MAX_EVENTS})"),
-        ],
+        parameters=[EventQuery],
         responses=EventPage,
         summary="A job's events after an id, oldest first",
     )
     def get(self, request, pk):
         job = job_for(request.user, pk)
-        try:
-            after = int(request.query_params.get("after", 0))
-            limit = min(int(request.query_params.get("limit", MAX_EVENTS)), MAX_EVENTS)
-        except ValueError:
-            raise ValidationError({"after": "A whole number (an event id)."}) from None
-        if after < 0 or limit < 1:
-            raise ValidationError({"after": "Not negative; limit at least 1."})
+        query = EventQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        after, limit = query.validated_data["after"], query.validated_data["limit"]
         events = events_after(job, after, limit + 1)
         more = len(events) > limit
         events = events[:limit]
@@ -236,6 +222,7 @@ class ArtifactContentView(APIView):
             default_storage.open(artifact.storage_key, "rb"),
             as_attachment=True,
             filename=name.rsplit("/", 1)[-1],
+            content_type="application/octet-stream",  # bytes to save, never a page to render
         )
         response["Content-Length"] = artifact.size
         response["ETag"] = f'"{artifact.sha256}"'

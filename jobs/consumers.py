@@ -11,16 +11,14 @@ import asyncio
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from jobs.live import job_group
 from jobs.models import Job, JobEvent
+from portal.ids import parse_id
+from portal.live import CLOSE_BAD_REQUEST, CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, OneWayConsumer
 
 PAGE = 1000
-# Close codes a client can tell apart: not signed in / no such job for this user.
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_NOT_FOUND = 4404
 
 
 @database_sync_to_async
@@ -34,7 +32,7 @@ def _events_after(job_id: int, after: int) -> list[dict]:
     return [event.as_message() for event in events]
 
 
-class JobConsumer(AsyncJsonWebsocketConsumer):
+class JobConsumer(OneWayConsumer):
     async def connect(self):
         user = self.scope.get("user")
         self.job_id = self.scope["url_route"]["kwargs"]["job_id"]
@@ -48,11 +46,12 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
             await self.accept()
             await self.close(code=CLOSE_NOT_FOUND)
             return
-        query = parse_qs(self.scope.get("query_string", b"").decode())
-        try:
-            self.last = max(0, int(query.get("after", ["0"])[0]))
-        except ValueError:
-            self.last = 0
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        self.last = parse_id(query.get("after", ["0"])[0], minimum=0)
+        if self.last is None:  # not an event id
+            await self.accept()
+            await self.close(code=CLOSE_BAD_REQUEST)
+            return
         self.lock = asyncio.Lock()
         self.poller = None
         await self.accept()

@@ -2,4 +2,4 @@ from django.urls import path
 
 from jobs.consumers import JobConsumer
 
-websocket_urlpatterns = [path("ws/jobs/<int:job_id>/", JobConsumer.as_asgi())]
+websocket_urlpatterns = [path("ws/jobs/<id:job_id>/", JobConsumer.as_asgi())]

@@ -7,6 +7,7 @@ from django.db.models import Count, Q
 from django.http import Http404
 from django.shortcuts import redirect, render
 
+from jobs.filters import JobFilter
 from jobs.kinds import registry
 from jobs.models import ACTIVE, Priority, State
 from jobs.selectors import jobs_visible_to
@@ -46,12 +47,8 @@ def job_list(request):
     jobs = jobs_visible_to(request.user)
     projects = projects_visible_to(request.user)
     chosen = {k: request.GET.get(k, "") for k in ("project", "state", "kind")}
-    if chosen["project"].isdigit():
-        jobs = jobs.filter(project_id=int(chosen["project"]))
-    if chosen["state"] in State.values:
-        jobs = jobs.filter(state=chosen["state"])
-    if chosen["kind"]:
-        jobs = jobs.filter(kind=chosen["kind"])
+    # A value that is not valid filters nothing, as a page's filter form would.
+    jobs = JobFilter(request.GET, queryset=jobs, request=request).qs
     page = Paginator(jobs, 50).get_page(request.GET.get("page"))
     return render(
         request,

@@ -3,7 +3,7 @@ import logging
 from django.conf import settings
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.db.models import Count, Q
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.authentication import get_authorization_header
 from rest_framework.exceptions import NotFound
@@ -19,12 +19,20 @@ from portal.errors import PortalError
 log = logging.getLogger("nodes.heartbeat")
 
 
+# Bounds of what an agent may report: beyond any real machine, so a report outside them is a
+# broken or hostile agent, refused (400, naming the field) before anything is stored.
+MAX_GPUS = 64
+MAX_GPU_MEMORY = 2**44  # 16 TiB
+MAX_HOST_MEMORY = 2**50  # 1 PiB
+MAX_ENGINES = 20
+
+
 class GpuReport(serializers.Serializer):
-    index = serializers.IntegerField(min_value=0, max_value=63)
+    index = serializers.IntegerField(min_value=0, max_value=MAX_GPUS - 1)
     name = serializers.CharField(max_length=200)
     uuid = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    memory_total = serializers.IntegerField(min_value=0)
-    memory_used = serializers.IntegerField(min_value=0)
+    memory_total = serializers.IntegerField(min_value=0, max_value=MAX_GPU_MEMORY)
+    memory_used = serializers.IntegerField(min_value=0, max_value=MAX_GPU_MEMORY)
     utilization = serializers.FloatField(
         min_value=0, max_value=100, allow_null=True, required=False
     )
@@ -32,22 +40,57 @@ class GpuReport(serializers.Serializer):
         min_value=-50, max_value=200, allow_null=True, required=False
     )
 
+    def validate(self, gpu):
+        if gpu["memory_used"] > gpu["memory_total"]:
+            raise serializers.ValidationError({"memory_used": "More than the GPU's total."})
+        return gpu
+
 
 class HeartbeatInput(serializers.Serializer):
     boot_id = serializers.CharField(max_length=64)
     hostname = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
-    gpus = GpuReport(many=True, default=list)
+    gpus = GpuReport(many=True, default=list, max_length=MAX_GPUS)
     cpu_percent = serializers.FloatField(
         min_value=0, max_value=100, allow_null=True, required=False
     )
-    memory_total = serializers.IntegerField(min_value=0, allow_null=True, required=False)
-    memory_used = serializers.IntegerField(min_value=0, allow_null=True, required=False)
+    memory_total = serializers.IntegerField(
+        min_value=0, max_value=MAX_HOST_MEMORY, allow_null=True, required=False
+    )
+    memory_used = serializers.IntegerField(
+        min_value=0, max_value=MAX_HOST_MEMORY, allow_null=True, required=False
+    )
     engines = serializers.DictField(child=serializers.DictField(), default=dict)
 
+    def validate_gpus(self, gpus):
+        indexes = [gpu["index"] for gpu in gpus]
+        if len(set(indexes)) != len(indexes):
+            raise serializers.ValidationError("Two GPUs report the same index.")
+        return gpus
+
     def validate_engines(self, engines):
-        if len(engines) > 20 or any(len(str(v)) > 4000 for v in engines.values()):
+        if len(engines) > MAX_ENGINES:
+            raise serializers.ValidationError(f"At most {MAX_ENGINES} engines.")
+        if any(len(name) > 40 or len(str(v)) > 4000 for name, v in engines.items()):
             raise serializers.ValidationError("Too much engine detail.")
         return engines
+
+    def validate(self, report):
+        total, used = report.get("memory_total"), report.get("memory_used")
+        if total is not None and used is not None and used > total:
+            raise serializers.ValidationError({"memory_used": "More than the host's total."})
+        return report
+
+
+class HeartbeatAnswer(serializers.Serializer):
+    """What the portal tells a node's agent back."""
+
+    name = serializers.CharField()
+    queue = serializers.CharField()
+    cpu_slots = serializers.IntegerField()
+    slots = serializers.IntegerField()
+    enabled = serializers.BooleanField()
+    draining = serializers.BooleanField()
+    heartbeat_interval = serializers.FloatField()
 
 
 class NodeSerializer(serializers.ModelSerializer):
@@ -102,7 +145,7 @@ class HeartbeatView(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
 
-    @extend_schema(request=HeartbeatInput, responses=NodeSerializer, summary="Node heartbeat")
+    @extend_schema(request=HeartbeatInput, responses=HeartbeatAnswer, summary="Node heartbeat")
     def post(self, request):
         header = get_authorization_header(request).split()
         token = header[1].decode("latin-1") if len(header) == 2 and header[0] == b"Node" else ""
@@ -123,17 +166,16 @@ class HeartbeatView(APIView):
         node = node_heartbeat(
             node=node, report=report.validated_data, address=request.META.get("REMOTE_ADDR")
         )
-        return Response(
-            {
-                "name": node.name,
-                "queue": node.queue,
-                "cpu_slots": node.cpu_slots,
-                "slots": len(node.slots()),
-                "enabled": node.enabled,
-                "draining": node.draining,
-                "heartbeat_interval": settings.PORTAL_HEARTBEAT_INTERVAL,
-            }
-        )
+        answer = {
+            "name": node.name,
+            "queue": node.queue,
+            "cpu_slots": node.cpu_slots,
+            "slots": len(node.slots()),
+            "enabled": node.enabled,
+            "draining": node.draining,
+            "heartbeat_interval": settings.PORTAL_HEARTBEAT_INTERVAL,
+        }
+        return Response(HeartbeatAnswer(answer).data)
 
 
 class NodeActionView(APIView):
@@ -143,7 +185,10 @@ class NodeActionView(APIView):
     actions = {"enable": node_enable, "disable": node_disable, "drain": node_drain}
 
     @extend_schema(
-        request=None, responses=NodeSerializer, summary="Enable, disable or drain a node"
+        request=None,
+        responses=NodeSerializer,
+        summary="Enable, disable or drain a node",
+        parameters=[OpenApiParameter("action", str, OpenApiParameter.PATH, enum=list(actions))],
     )
     def post(self, request, pk, action):
         node = Node.objects.filter(pk=pk).first()

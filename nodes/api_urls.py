@@ -5,5 +5,5 @@ from nodes import api
 urlpatterns = [
     path("nodes/", api.NodeListView.as_view(), name="api-nodes"),
     path("nodes/heartbeat/", api.HeartbeatView.as_view(), name="api-node-heartbeat"),
-    path("nodes/<int:pk>/<str:action>/", api.NodeActionView.as_view(), name="api-node-action"),
+    path("nodes/<id:pk>/<str:action>/", api.NodeActionView.as_view(), name="api-node-action"),
 ]

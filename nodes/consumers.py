@@ -5,20 +5,19 @@ COALESCE_SECONDS during a burst), and every few seconds so statuses that change 
 import asyncio
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from nodes.live import POOL_GROUP
 from nodes.pool import pool_snapshot
+from portal.live import CLOSE_FORBIDDEN, OneWayConsumer
 
-CLOSE_FORBIDDEN = 4403
 REFRESH_SECONDS = 2.0
 # A burst of jobs changes the pool hundreds of times a second; a page gets the first change at
 # once and then at most one snapshot per COALESCE_SECONDS (the last one after the burst).
 COALESCE_SECONDS = 0.25
 
 
-class NodePoolConsumer(AsyncJsonWebsocketConsumer):
+class NodePoolConsumer(OneWayConsumer):
     sent_at = float("-inf")  # when the last snapshot was taken (event loop clock)
     due: asyncio.Future | None = None  # a snapshot waiting to be sent
 

@@ -14,9 +14,11 @@ django.setup(set_prefix=False)
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs settings loaded)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import re_path  # noqa: E402
 from django.utils.module_loading import import_string  # noqa: E402
 
 from portal.accounts.websocket import TokenAuthMiddleware  # noqa: E402
+from portal.live import NoStreamConsumer  # noqa: E402
 from portal.serving import PortalASGIHandler  # noqa: E402
 from portal.websocket_origin import PortalOriginValidator  # noqa: E402
 
@@ -29,7 +31,12 @@ application = ProtocolTypeRouter(
         "websocket": PortalOriginValidator(
             AuthMiddlewareStack(
                 TokenAuthMiddleware(
-                    URLRouter([route for path in WEBSOCKET_ROUTES for route in import_string(path)])
+                    URLRouter(
+                        [
+                            *(route for path in WEBSOCKET_ROUTES for route in import_string(path)),
+                            re_path("", NoStreamConsumer.as_asgi()),
+                        ]
+                    )
                 )
             )
         ),

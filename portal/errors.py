@@ -6,6 +6,13 @@ Codes are stable: scripts may branch on them. A domain error is raised as
 
 import logging
 
+from django.conf import settings
+from django.core.exceptions import (
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.http import JsonResponse
 from rest_framework import exceptions, status
 
@@ -50,11 +57,28 @@ def _flatten(detail, prefix=""):
         yield f"{prefix}: {detail}" if prefix else str(detail)
 
 
+def request_refused(exc: SuspiciousOperation) -> PortalError:
+    """What Django raises about a request's body, as an answer a client can act on."""
+    if isinstance(exc, RequestDataTooBig):
+        return PortalError(
+            f"The request body is larger than the {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} "
+            "bytes this portal reads as JSON or form data (PORTAL_MAX_REQUEST_BYTES); send "
+            "files to /api/v1/uploads/.",
+            code="request_too_large",
+            status_code=413,
+        )
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        return PortalError("The request holds too many fields or files.", code="too_many_fields")
+    return PortalError("The request could not be understood.", code="bad_request")
+
+
 def api_exception_handler(exc, context):
     # Imported here: rest_framework.views loads the authentication classes, which use this
     # module's errors.
     from rest_framework.views import exception_handler
 
+    if isinstance(exc, SuspiciousOperation):
+        exc = request_refused(exc)
     response = exception_handler(exc, context)
     if response is None:
         # Anything unexpected: log it with its traceback, tell the client only that it failed.

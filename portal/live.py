@@ -1,11 +1,38 @@
-"""Sending to a Channels group from synchronous code, wherever that code runs."""
+"""Live streams: the consumers' shared base, and sending to a Channels group from synchronous
+code, wherever that code runs."""
 
 import asyncio
 import concurrent.futures
 import os
 import threading
 
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
+
+# Close codes a client can tell apart.
+CLOSE_BAD_REQUEST = 4400
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+
+
+class OneWayConsumer(AsyncJsonWebsocketConsumer):
+    """A stream only the server sends on. Whatever a client sends is dropped unread: never
+    parsed, so no frame (malformed or deeply nested JSON, binary data) can break the stream.
+    Daphne closes the connection on a message over 1 MiB (1009)."""
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        pass
+
+
+class NoStreamConsumer(OneWayConsumer):
+    """Any WebSocket address that names no stream: closed with 4404, as an unknown page is a
+    404 (without it, Channels' router fails with an error in the server's log)."""
+
+    async def connect(self):
+        await self.accept()
+        await self.close(code=CLOSE_NOT_FOUND)
+
 
 # How long a send may take before the caller gives up on it (the layer is unreachable).
 SEND_TIMEOUT = 10

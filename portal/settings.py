@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_filters",
     "portal",
     "portal.accounts",
     "portal.projects",
@@ -184,6 +185,9 @@ STORAGES = {
 }
 
 PORTAL_MAX_UPLOAD_BYTES = env.int("PORTAL_MAX_UPLOAD_BYTES", default=2 * 1024**3)
+# Largest JSON or form body (files go through uploads, which PORTAL_MAX_UPLOAD_BYTES bounds);
+# beyond it the API answers 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("PORTAL_MAX_REQUEST_BYTES", default=5 * 1024**2 // 2)
 
 # --- Static files (served by WhiteNoise, from `collectstatic` output) ------------------------
 STATIC_URL = "/static/"
@@ -247,6 +251,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "portal.errors.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # The API takes JSON (bounded in size and nesting); uploads take multipart on their own.
+    "DEFAULT_PARSER_CLASSES": ["portal.parsers.JSONParser"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Science portal API",
@@ -262,6 +269,14 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {"JobState": "jobs.models.State"},
+    # `<id:...>` in a URL: portal/ids.py's IdConverter.
+    "PATH_CONVERTER_OVERRIDES": {
+        "id": {"type": "integer", "format": "int64", "minimum": 1, "maximum": 2**63 - 1}
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "portal.schema.document_errors",
+    ],
 }
 
 # --- Jobs and nodes -------------------------------------------------------------------------

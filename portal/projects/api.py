@@ -1,10 +1,12 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from portal.ids import IdField
+from portal.projects.filters import MembershipFilter
 from portal.projects.models import Membership, Project, Role
 from portal.projects.selectors import membership_for, project_for, projects_visible_to
 from portal.projects.services import (
@@ -82,7 +84,7 @@ class MembershipSerializer(serializers.ModelSerializer):
 
 
 class MembershipInput(serializers.Serializer):
-    project = serializers.IntegerField()
+    project = IdField()
     username = serializers.CharField()
     role = serializers.ChoiceField(choices=Role.choices)
 
@@ -91,21 +93,15 @@ class MembershipRoleInput(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
 
 
-@extend_schema(
-    parameters=[OpenApiParameter("project", int, description="Only this project's members")]
-)
 class MembershipListView(ListAPIView):
     serializer_class = MembershipSerializer
+    filterset_class = MembershipFilter
 
     def get_queryset(self):
         # Members of any project the user belongs to may see who else belongs to it.
-        memberships = Membership.objects.filter(
+        return Membership.objects.filter(
             project__in=projects_visible_to(self.request.user)
         ).select_related("user")
-        project = self.request.query_params.get("project")
-        if project is not None:
-            memberships = memberships.filter(project=project_for(self.request.user, project))
-        return memberships
 
     @extend_schema(
         request=MembershipInput, responses={201: MembershipSerializer}, summary="Add a member"

@@ -2,16 +2,17 @@ import csv
 import io
 
 from django.http import FileResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
 from rest_framework.generics import ListAPIView
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from portal.ids import IdField
 from portal.projects.models import Role
 from portal.projects.selectors import project_for
+from portal.uploads.filters import UploadFilter
 from portal.uploads.handlers import FILE_FIELD, HashingUploadHandler
 from portal.uploads.models import Upload
 from portal.uploads.selectors import upload_for, uploads_visible_to
@@ -25,7 +26,7 @@ class UploadSerializer(serializers.ModelSerializer):
 
 
 class UploadInput(serializers.Serializer):
-    project = serializers.IntegerField()
+    project = IdField()
     file = serializers.FileField()
 
 
@@ -34,14 +35,9 @@ def use_hashing_handler(request):
     request.upload_handlers = [HashingUploadHandler(request)]
 
 
-@extend_schema(
-    parameters=[
-        OpenApiParameter("project", int, description="Only this project's uploads"),
-        OpenApiParameter("sha256", str, description="Only uploads with these bytes"),
-    ]
-)
 class UploadListView(ListAPIView):
     serializer_class = UploadSerializer
+    filterset_class = UploadFilter
     parser_classes = [MultiPartParser]
 
     def initialize_request(self, request, *args, **kwargs):
@@ -50,16 +46,7 @@ class UploadListView(ListAPIView):
         return super().initialize_request(request, *args, **kwargs)
 
     def get_queryset(self):
-        uploads = uploads_visible_to(self.request.user)
-        params = self.request.query_params
-        if "project" in params:
-            uploads = uploads.filter(project=project_for(self.request.user, params["project"]))
-        if "sha256" in params:
-            digest = params["sha256"].strip().lower()
-            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-                raise ValidationError({"sha256": "A SHA-256 digest is 64 hexadecimal digits."})
-            uploads = uploads.filter(sha256=digest)
-        return uploads
+        return uploads_visible_to(self.request.user)
 
     @extend_schema(
         request={"multipart/form-data": UploadInput},
@@ -100,7 +87,12 @@ class UploadContentView(APIView):
     @extend_schema(responses={(200, "application/octet-stream"): bytes}, summary="The bytes")
     def get(self, request, pk):
         upload = upload_for(request.user, pk)
-        response = FileResponse(upload_open(upload), as_attachment=True, filename=upload.name)
+        response = FileResponse(
+            upload_open(upload),
+            as_attachment=True,
+            filename=upload.name,
+            content_type="application/octet-stream",  # bytes to save, never a page to render
+        )
         response["Content-Length"] = upload.size
         response["ETag"] = f'"{upload.sha256}"'
         return response

@@ -382,6 +382,66 @@ class TableChecker(TextChecker):
             self._check_sample(complete=True)
 
 
+# YAML nests mappings and lists as JSON does (portal/parsers.py bounds JSON alike), and its
+# aliases may repeat an anchored part; a "billion laughs" document repeats one a billion times
+# through aliases of aliases. Bounds far beyond any real input (a Boltz YAML has a few levels
+# and no aliases):
+YAML_MAX_DEPTH = 32
+YAML_MAX_ALIASED_NODES = 10_000
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, where built in
+
+
+def load_yaml(data: bytes):
+    """Parse one YAML document whose nesting and alias expansion are bounded.
+
+    The parser's events are read first (no document is built yet, and nothing recurses): each
+    alias adds the number of nodes of the part it repeats, so the expansion a document would
+    make is counted before it is made. Raises FormatError.
+    """
+    open_parts = []  # [anchor, nodes] of each mapping or list being read
+    sizes = {}  # nodes of each anchored part, once it is complete
+    aliased = 0
+    try:
+        for event in yaml.parse(data, Loader=_YAML_LOADER):
+            if isinstance(event, yaml.CollectionStartEvent):
+                if len(open_parts) == YAML_MAX_DEPTH:
+                    raise FormatError(
+                        f"Line {event.start_mark.line + 1}: this YAML nests deeper than "
+                        f"{YAML_MAX_DEPTH} levels."
+                    )
+                open_parts.append([event.anchor, 1])
+                continue
+            if isinstance(event, yaml.CollectionEndEvent):
+                anchor, nodes = open_parts.pop()
+            elif isinstance(event, yaml.ScalarEvent):
+                anchor, nodes = event.anchor, 1
+            elif isinstance(event, yaml.AliasEvent):
+                anchor, nodes = None, sizes.get(event.anchor)
+                if nodes is None:
+                    raise FormatError(
+                        f"Line {event.start_mark.line + 1}: the alias *{event.anchor} repeats "
+                        "a part that contains it, or one not defined before it."
+                    )
+                aliased += nodes
+                if aliased > YAML_MAX_ALIASED_NODES:
+                    raise FormatError(
+                        "This YAML's aliases (*name) would repeat more than "
+                        f"{YAML_MAX_ALIASED_NODES:,} values; write the values out instead."
+                    )
+            else:
+                continue
+            if anchor is not None:
+                sizes[anchor] = nodes
+            if open_parts:
+                open_parts[-1][1] += nodes
+        return yaml.load(data, Loader=_YAML_LOADER)  # noqa: S506  (a safe loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "it does not parse"
+        raise FormatError(f"This YAML does not parse ({where}{problem}).") from None
+
+
 class YamlChecker(TextChecker):
     what = "a YAML file"
 
@@ -397,13 +457,7 @@ class YamlChecker(TextChecker):
 
     def finish(self) -> None:
         super().finish()
-        try:
-            document = yaml.safe_load(bytes(self._data))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}: " if mark is not None else ""
-            problem = getattr(exc, "problem", None) or "it does not parse"
-            raise FormatError(f"This YAML does not parse ({where}{problem}).") from None
+        document = load_yaml(bytes(self._data))
         if not isinstance(document, dict | list):
             raise FormatError("The YAML holds no mapping or list.")
 
@@ -434,6 +488,160 @@ class MarkerChecker(TextChecker):
             raise FormatError(f"This is not {self.what}: {missing}.")
 
 
+class MoleculesChecker(TextChecker):
+    """Files of many molecules (SDF, MOL2), each checked whole once it has come in.
+
+    `boundary` finds where one molecule's record ends and the next begins; the bytes since the
+    last boundary wait (at most MAX_MOLECULE of them) until the next one, or the end.
+    """
+
+    boundary: re.Pattern
+    MAX_MOLECULE = 64 << 20
+
+    def __init__(self):
+        super().__init__()
+        self._pending = bytearray()
+        self._pending_at = 0  # file offset of the pending record's first byte
+        self._searched = 0  # how far into the pending bytes no boundary can start
+        self.molecules = 0
+
+    def feed(self, chunk: bytes) -> None:
+        super().feed(chunk)
+        self._pending += chunk
+        start = 0
+        for match in self.boundary.finditer(self._pending, self._searched):
+            end = self.cut(match)
+            if end > start:
+                self._record(start, end)
+                start = end
+        del self._pending[:start]
+        self._pending_at += start
+        # A boundary cut in two by the chunk border is found whole next time.
+        self._searched = max(0, len(self._pending) - 64)
+        if len(self._pending) > self.MAX_MOLECULE:
+            raise FormatError(f"{self.line(self._pending_at)}: a molecule over 64 MB.")
+
+    def finish(self) -> None:
+        super().finish()
+        if self._pending.strip():
+            self._record(0, len(self._pending))
+        if self.molecules == 0:
+            raise FormatError(f"This is not {self.what}: it holds no molecule.")
+
+    def _record(self, start: int, end: int) -> None:
+        record = bytes(self._pending[start:end])
+        if self.is_molecule(record):
+            self.molecules += 1
+            self.check(record, self._pending_at + start)
+
+    def is_molecule(self, record: bytes) -> bool:
+        return True
+
+    def cut(self, match) -> int:
+        raise NotImplementedError
+
+    def check(self, record: bytes, at: int) -> None:
+        raise NotImplementedError
+
+    def refuse(self, at: int, name: bytes, problem: str):
+        label = name.strip().decode("utf-8", "replace")[:60]
+        label = f" ('{label}')" if label else ""
+        raise FormatError(f"{self.line(at)}: molecule {self.molecules}{label} {problem}.")
+
+
+class SdfChecker(MoleculesChecker):
+    """SDF: molfiles (V2000 or V3000) each ended by a `$$$$` line. Each declares its atoms
+    and bonds on its counts line (the fourth), needs at least one atom, has that many atom
+    and bond lines, and ends its structure with `M  END`."""
+
+    what = "an SDF file"
+    boundary = re.compile(rb"^\$\$\$\$[^\n]*\n", re.MULTILINE)
+
+    def cut(self, match) -> int:
+        return match.end()  # the terminator belongs to the molecule before it
+
+    def check(self, record: bytes, at: int) -> None:
+        if record.startswith(b"$$$$"):
+            self.refuse(at, b"", "is empty")
+        lines = record.split(b"\n")
+        name = lines[0]
+        if len(lines) < 4:
+            self.refuse(at, name, "ends before its counts line (the fourth)")
+        counts = lines[3]
+        if b"V3000" in counts:
+            found = _V3000_COUNTS.search(record)
+            if found is None:
+                self.refuse(at, name, "has no 'M  V30 COUNTS' line")
+            atoms, bonds = int(found[1]), int(found[2])
+            listed = len(_V3000_ATOM.findall(_v3000_block(record, b"ATOM")))
+            listed_bonds = len(_V3000_ATOM.findall(_v3000_block(record, b"BOND")))
+        else:
+            try:
+                atoms, bonds = int(counts[0:3]), int(counts[3:6])
+            except ValueError:
+                self.refuse(at, name, "has no atom and bond counts on its fourth line")
+            body = []
+            for line in lines[4:]:
+                if line.startswith((b"M  ", b"$$$$")):
+                    break
+                body.append(line)
+            listed = min(len(body), atoms)
+            listed_bonds = len(body) - listed
+        if atoms == 0:
+            self.refuse(at, name, "has no atoms")
+        if listed < atoms or listed_bonds < bonds:
+            self.refuse(
+                at,
+                name,
+                f"declares {atoms} atoms and {bonds} bonds but lists {listed} and {listed_bonds}",
+            )
+        if not _MOL_END.search(record):
+            self.refuse(at, name, "does not end with 'M  END'")
+
+
+_V3000_COUNTS = re.compile(rb"^M  V30 COUNTS +(\d+) +(\d+)", re.MULTILINE)
+_V3000_ATOM = re.compile(rb"^M  V30 +\d", re.MULTILINE)
+_MOL_END = re.compile(rb"^M  END", re.MULTILINE)
+
+
+def _v3000_block(record: bytes, name: bytes) -> bytes:
+    begin = record.find(b"M  V30 BEGIN " + name)
+    end = record.find(b"M  V30 END " + name, begin)
+    return record[begin:end] if begin != -1 and end != -1 else b""
+
+
+class Mol2Checker(MoleculesChecker):
+    """MOL2: `@<TRIPOS>MOLECULE` sections, each naming its molecule, then its counts (atoms
+    first, at least one), followed by an `@<TRIPOS>ATOM` section with that many atoms."""
+
+    what = "a MOL2 file"
+    boundary = re.compile(rb"^@<TRIPOS>MOLECULE", re.MULTILINE)
+
+    def cut(self, match) -> int:
+        return match.start()  # the marker begins the molecule after it
+
+    def is_molecule(self, record: bytes) -> bool:
+        return record.startswith(b"@<TRIPOS>MOLECULE")  # not comments before the first
+
+    def check(self, record: bytes, at: int) -> None:
+        lines = record.split(b"\n", 3)
+        name = lines[1] if len(lines) > 1 else b""
+        counts = lines[2].split() if len(lines) > 2 else []
+        if not counts or not counts[0].isdigit():
+            self.refuse(at, name, "has no atom count (the line after its name)")
+        atoms = int(counts[0])
+        if atoms == 0:
+            self.refuse(at, name, "has no atoms")
+        section = record.find(b"@<TRIPOS>ATOM")
+        if section == -1:
+            self.refuse(at, name, "has no @<TRIPOS>ATOM section")
+        end = record.find(b"@<TRIPOS>", section + 1)
+        rows = record[section : end if end != -1 else len(record)].split(b"\n")[1:]
+        listed = sum(1 for row in rows if row.strip() and not row.lstrip().startswith(b"#"))
+        if listed < atoms:
+            self.refuse(at, name, f"declares {atoms} atoms but lists {listed}")
+
+
 def checker_for(kind: str):
     if kind in (FASTA, A3M):
         return FastaChecker() if kind == FASTA else A3mChecker()
@@ -454,15 +662,9 @@ def checker_for(kind: str):
             ],
         )
     if kind == SDF:
-        return MarkerChecker("an SDF file", [(rb"^M  END", "no molecule ends with 'M  END'")])
+        return SdfChecker()
     if kind == MOL2:
-        return MarkerChecker(
-            "a MOL2 file",
-            [
-                (rb"^@<TRIPOS>MOLECULE", "it has no @<TRIPOS>MOLECULE section"),
-                (rb"^@<TRIPOS>ATOM", "it has no @<TRIPOS>ATOM section"),
-            ],
-        )
+        return Mol2Checker()
     raise FormatError(f"Unsupported kind '{kind}'; upload {ACCEPTED}.")
 
 

@@ -27,7 +27,8 @@ from portal.uploads.formats import FormatError, checker_for, detect_kind
 
 FILE_FIELD = "file"
 READ_SIZE = 4 << 20
-# Form fields other than the file are small (a project id); more than this is not a form.
+# Form fields other than the file are small (a project id); more than this in all is not a
+# form.
 MAX_FIELD_BYTES = 64 * 1024
 
 
@@ -176,6 +177,7 @@ class _FormReader:
         self.fields = QueryDict(mutable=True, encoding=encoding)
         self.files = MultiValueDict()
         self.file = None
+        self._field_bytes = 0  # of all fields together: they are held in memory
         self._headers = {}
         self._header_field = b""
         self._header_value = b""
@@ -225,10 +227,13 @@ class _FormReader:
     def _headers_finished(self):
         _, options = parse_options_header(self._headers.get(b"content-disposition"))
         name = options.get(b"name", b"").decode(self.encoding, "replace")
+        # One file and each field once: a second of either would silently replace the first.
+        if name in self.fields or name in self.files:
+            raise UploadInvalid(f"The form sends '{name}' twice; send it once.")
         if b"filename" not in options:
             self._part = ("field", name, bytearray())
             return
-        if name != FILE_FIELD or self.file is not None:
+        if name != FILE_FIELD:
             raise UploadInvalid(f"Send exactly one file, in the field '{FILE_FIELD}'.")
         filename = safe_filename(options[b"filename"].decode(self.encoding, "replace"))
         content_type = self._headers.get(b"content-type", b"application/octet-stream")
@@ -241,8 +246,14 @@ class _FormReader:
             target.receive(data[start:end])
         else:
             target += data[start:end]
-            if len(target) > MAX_FIELD_BYTES:
-                raise UploadInvalid("A form field is too long.")
+            self._field_bytes += end - start
+            if self._field_bytes > MAX_FIELD_BYTES:
+                raise PortalError(
+                    f"The form's fields other than the file hold more than {MAX_FIELD_BYTES:,} "
+                    "bytes.",
+                    code="request_too_large",
+                    status_code=413,
+                )
 
     def _part_end(self):
         kind, name, target = self._part

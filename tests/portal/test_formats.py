@@ -4,6 +4,22 @@ import pytest
 
 from portal.uploads.formats import FormatError, check_bytes
 
+# The smallest real molecules: methane's carbon, in V2000 and V3000 molfiles and in MOL2.
+METHANE_SDF = (
+    b"methane\n  RDKit          3D\n\n  1  0  0  0  0  0  0  0  0  0999 V2000\n"
+    b"    0.0000    0.0000    0.0000 C   0  0  0  0  0  0  0  0  0  0  0  0\nM  END\n$$$$\n"
+)
+METHANE_V3000 = (
+    b"methane\n  RDKit          3D\n\n  0  0  0     0  0            999 V3000\n"
+    b"M  V30 BEGIN CTAB\nM  V30 COUNTS 1 0 0 0 0\nM  V30 BEGIN ATOM\n"
+    b"M  V30 1 C 0 0 0 0\nM  V30 END ATOM\nM  V30 END CTAB\nM  END\n$$$$\n"
+)
+EMPTY_SDF = b"empty\n  RDKit\n\n  0  0  0  0  0  0  0  0  0  0999 V2000\nM  END\n$$$$\n"
+METHANE_MOL2 = (
+    b"@<TRIPOS>MOLECULE\nmethane\n 1 0 0\nSMALL\nNO_CHARGES\n\n"
+    b"@<TRIPOS>ATOM\n      1 C1   0.0 0.0 0.0 C.3     1  LIG   0.0\n"
+)
+
 
 def check(name, data):
     kinds = {check_bytes(name, data, piece_size=size) for size in (1, 7, 1 << 20)}
@@ -37,12 +53,9 @@ def refusal(name, data):
             "pdb",
         ),
         ("x.cif", b"data_test\nloop_\n_atom_site.group_PDB\nATOM\n", "mmcif"),
-        (
-            "x.sdf",
-            b"mol\n  RDKit\n\n  1  0  0  0  0  0  0  0  0  0999 V2000\nM  END\n$$$$\n",
-            "sdf",
-        ),
-        ("x.mol2", b"@<TRIPOS>MOLECULE\nm\n@<TRIPOS>ATOM\n1 C 0 0 0 C\n", "mol2"),
+        ("x.sdf", METHANE_SDF * 3, "sdf"),
+        ("x.sdf", METHANE_V3000, "sdf"),
+        ("x.mol2", METHANE_MOL2 * 2, "mol2"),
         ("unnamed", b">a\nMKV\n", "fasta"),
         ("unnamed", b"data_x\n_atom_site.id 1\n", "mmcif"),
     ],
@@ -88,8 +101,15 @@ def test_a_long_unwrapped_sequence_is_checked_across_pieces():
         ("t.csv", b"a,b\n1,2\n3\n", "Row 3 has 1 fields but the header names 2"),
         ("t.yaml", b"just a string\n", "holds no mapping or list"),
         ("t.cif", b"data_x\nloop_\n_entity.id 1\n", "no _atom_site table"),
-        ("t.sdf", b"not a molecule\n", "'M  END'"),
-        ("t.mol2", b"@<TRIPOS>MOLECULE\nx\n", "no @<TRIPOS>ATOM section"),
+        ("t.sdf", b"not a molecule\n", "ends before its counts line"),
+        ("t.sdf", METHANE_SDF.replace(b"M  END\n", b""), "does not end with 'M  END'"),
+        ("t.sdf", METHANE_SDF + EMPTY_SDF, "molecule 2 ('empty') has no atoms"),
+        ("t.sdf", EMPTY_SDF.replace(b"  0  0", b"  3  0"), "declares 3 atoms and 0 bonds"),
+        ("t.sdf", METHANE_V3000.replace(b"COUNTS 1", b"COUNTS 0"), "has no atoms"),
+        ("t.mol2", b"@<TRIPOS>MOLECULE\nx\n 1 0\n", "no @<TRIPOS>ATOM section"),
+        ("t.mol2", METHANE_MOL2.replace(b" 1 0 0", b" 0 0 0"), "('methane') has no atoms"),
+        ("t.mol2", METHANE_MOL2.replace(b" 1 0 0", b" 2 0 0"), "declares 2 atoms but lists 1"),
+        ("t.mol2", b"@<TRIPOS>MOLECULE\nx\n\n", "has no atom count"),
         ("t.bin", b"\x89PNG\r\n", "Cannot tell what kind of file"),
     ],
 )
