@@ -198,7 +198,8 @@ LAST = "^(DELETE |PATCH /api/v1/memberships/)"
 
 
 def fuzz(server, config, *selection):
-    """schemathesis over the live schema; returns its exit status and report."""
+    """schemathesis over the live schema; returns its exit status and report. It runs in the
+    config's folder, where it keeps its cache, so no run replays another's."""
     result = subprocess.run(
         [
             sys.executable,
@@ -224,6 +225,7 @@ def fuzz(server, config, *selection):
             "all",
             *selection,
         ],
+        cwd=config.parent,
         capture_output=True,
         text=True,
         timeout=400,
