@@ -193,7 +193,7 @@ CHECKS = ",".join(
 )
 
 
-EXAMPLES = 60  # per operation and phase: about a minute and a half on a 2-core machine
+EXAMPLES = 100  # per operation and phase: about a minute a run on a 2-core machine
 LAST = "^(DELETE |PATCH /api/v1/memberships/)"
 
 
