@@ -68,7 +68,7 @@ def clients_process(url, key, count, expected, ready, results):
 
 
 def run(args, url, key, job_id, clients):
-    from jobs.services import events_append
+    from jobs.lifecycle import events_append
 
     ready, results = multiprocessing.Queue(), multiprocessing.Queue()
     per_process = max(1, min(clients, 50))
@@ -130,8 +130,9 @@ def main():
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
+    from jobs.lifecycle import transition
     from jobs.models import Job, State
-    from jobs.services import job_submit, transition
+    from jobs.services import job_submit
     from portal.accounts.services import token_create
     from portal.projects.services import project_create
 

@@ -6,7 +6,7 @@ class JobsConfig(AppConfig):
     verbose_name = "Jobs"
 
     def ready(self):
-        from jobs.scheduler import place_queued_jobs
+        from jobs.placement import place_queued_jobs
         from nodes.signals import node_available
 
         def place_on_available_node(sender, node, **kwargs):

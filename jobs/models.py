@@ -78,6 +78,8 @@ class Job(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     last_output_at = models.DateTimeField(null=True, blank=True)
 
+    # Bytes of GPU memory the job needs, as its kind estimated at submission (None: unknown).
+    gpu_memory = models.BigIntegerField(null=True, blank=True)
     time_limit = models.PositiveIntegerField(default=0)  # seconds
     silence_limit = models.PositiveIntegerField(default=0)  # seconds
     cancel_requested = models.BooleanField(default=False)

@@ -1,23 +1,21 @@
 """Running one placement of a job on a node: the Django-Q2 task `run_job`.
 
-The runner claims the job, fetches its inputs into a scratch directory, starts it (a fresh
-subprocess in its own process group, or a request to the GPU's resident engine), turns its
-output into events in batches, watches for cancel, time and silence limits and for the run
-being superseded, stores the artifacts and finishes the job. Everything it writes is fenced by
-the placement number it was given.
+The runner is a loop over: claim the run (`job_start`), fetch its inputs into a scratch
+directory, start it (a fresh subprocess in its own process group, jobs/processes.py, or a
+request to the slot's resident engine, jobs/engine_client.py), watch it (output into events in
+batches; cancel, time and silence limits; the run being superseded), store its artifacts, end
+it, and hand the freed slot on (`hand_over`, jobs/placement.py): a job placed there is run
+next by the same loop. Everything it writes is fenced by the placement number it was given.
 """
 
-import ctypes
 import hashlib
 import logging
 import os
 import queue
 import shutil
 import signal
-import subprocess
-import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,10 +26,14 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from jobs import report, sql
+from jobs.engine_client import EngineRun, make_room
 from jobs.kinds import get_kind
-from jobs.kinds.base import Command, RunContext
+from jobs.kinds.base import RunContext
+from jobs.lifecycle import events_append
 from jobs.models import Job, State
-from jobs.services import events_append, job_finish, job_requeue, job_start
+from jobs.placement import FreedSlot, hand_over
+from jobs.processes import DONE, SubprocessRun
+from jobs.services import job_finish, job_requeue, job_start
 from portal.uploads.filenames import safe_filename
 
 log = logging.getLogger(__name__)
@@ -44,10 +46,6 @@ FLUSH_SECONDS = 0.25
 FLUSH_WAIT = 0.05
 FLUSH_LINES = 500
 POLL_SECONDS = 0.5
-MAX_LINE = 10_000
-# Settings a job's process has no business seeing.
-HIDDEN_ENV = ("DATABASE_URL", "REDIS_URL", "DJANGO_SECRET_KEY", "PORTAL_S3_", "AWS_")
-DONE = object()
 # Left in a run's scratch directory when it ends: only such directories are cleaned up.
 ENDED = ".ended"
 
@@ -58,74 +56,6 @@ class Outcome:
     reason: str
     error: str = ""
     by: object = None
-
-
-# If the runner dies (its node was killed), its job dies too instead of holding the GPU as an
-# orphan: the parent-death signal. util-linux's setpriv sets it and execs the job, which keeps
-# Python's fast spawn path; without setpriv, a preexec function does it (a slower full fork).
-SETPRIV = shutil.which("setpriv")
-
-
-def _die_with_parent():
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def job_environment(gpu: int | None, extra: dict) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(HIDDEN_ENV)}
-    env["CUDA_VISIBLE_DEVICES"] = "" if gpu is None else str(gpu)
-    env["PYTHONUNBUFFERED"] = "1"
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in [str(settings.BASE_DIR), env.get("PYTHONPATH", "")] if p
-    )
-    env.update(extra)
-    return env
-
-
-class SubprocessRun:
-    """A job as a subprocess in a process group of its own, its output read line by line."""
-
-    def __init__(self, command: Command, context: RunContext):
-        self.lines: queue.Queue = queue.Queue(maxsize=10_000)
-        argv = [SETPRIV, "--pdeathsig", "KILL", *command.argv] if SETPRIV else command.argv
-        self.process = subprocess.Popen(
-            argv,
-            cwd=context.scratch,
-            env=job_environment(context.gpu, command.env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            preexec_fn=None if SETPRIV else _die_with_parent,
-        )
-        self._readers = [
-            threading.Thread(target=self._read, args=(stream,), daemon=True)
-            for stream in (self.process.stdout, self.process.stderr)
-        ]
-        for reader in self._readers:
-            reader.start()
-        self.open_streams = 2
-
-    def _read(self, stream):
-        for raw in stream:
-            self.lines.put(raw.decode("utf-8", "replace").rstrip("\r\n")[:MAX_LINE])
-        self.lines.put(DONE)
-
-    def exit_code(self) -> int | None:
-        return self.process.wait()
-
-    def stop(self, grace: float) -> None:
-        """SIGTERM to the whole process group, SIGKILL after `grace` seconds."""
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                self.process.wait(grace)
-                return
-            except subprocess.TimeoutExpired:
-                continue
 
 
 def _duration(seconds: float) -> str:
@@ -145,9 +75,9 @@ class JobRun:
         self._batch_since = 0.0
 
     # --- the run --------------------------------------------------------------------------
-    def execute(self, within: float) -> tuple[int, int] | None:
-        """Run the job to its end; then the (job id, placement) placed on its slot to run next,
-        if any (see `finish`)."""
+    def execute(self) -> "Ending | None":
+        """Run the job to its end: how it ended, or None if the run was superseded (then
+        nothing of it is stored)."""
         if self.scratch.exists():
             shutil.rmtree(self.scratch)
         (self.scratch / "in").mkdir(parents=True)
@@ -159,15 +89,16 @@ class JobRun:
             inputs=inputs,
             scratch=self.scratch,
             out=self.scratch / "out",
+            slot=self.job.slot,
             gpu=self.job.gpu,
             input_digests=digests,
             input_kinds=kinds,
             extras=self.fetch_extras(),
         )
+        if context.gpu is not None:
+            self.make_room(context)
         if self.kind.engine:
-            from jobs.engine import EngineRun
-
-            process = EngineRun(self.kind, context, on_line=self.emit_now)
+            process = EngineRun(self.kind, context)
         else:
             process = SubprocessRun(self.kind.build(context), context)
         outcome = self.watch(process)
@@ -175,13 +106,11 @@ class JobRun:
             log.info(
                 "job %s placement %s was superseded; nothing stored", self.job.pk, self.placement
             )
-            return take_over(self.job, within)
+            return None
         artifacts = self.store(self.kind.collect(context))
         # The last output goes in the same transaction as the end of the run.
         events, self._batch = self._batch, []
-        return finish(
-            self.job,
-            within,
+        return Ending(
             placement=self.placement,
             state=outcome.state,
             reason=outcome.reason,
@@ -190,6 +119,14 @@ class JobRun:
             events=events,
             by=outcome.by,
         )
+
+    def make_room(self, context: RunContext) -> None:
+        """Idle engines of other kinds on this GPU go if the job needs their memory."""
+        slot = next(s for s in self.job.node.slots() if s["slot"] == context.slot)
+        for line in make_room(
+            self.kind, context.slot, context.gpu, self.job.gpu_memory, slot["memory"]
+        ):
+            self.add({"type": "log", "line": line})
 
     def fetch_inputs(self) -> tuple[list[Path], list[str], list[str]]:
         """Copy the inputs from storage into `in/`, checking their digests on the way."""
@@ -265,6 +202,10 @@ class JobRun:
             return stopping
         if code == 0:
             return Outcome(State.SUCCEEDED, "finished")
+        if process.error:
+            # An engine's own error: its load failed, or the job raised in it.
+            tail = "\n".join(self.tail[-20:])
+            return Outcome(State.FAILED, f"its engine failed: {process.error}", tail)
         if code is not None and code < 0:
             reason = f"was killed by {signal.Signals(-code).name}"
         else:
@@ -315,10 +256,6 @@ class JobRun:
         return events_append(
             job_id=self.job.pk, placement=self.placement, events=batch, durable=False
         )
-
-    def emit_now(self, line: str) -> None:
-        """A line the runner itself has to say (engine start-up, …)."""
-        self.add({"type": "log", "line": line})
 
     # --- artifacts and scratch ------------------------------------------------------------
     def store(self, paths: list[Path]) -> list[dict]:
@@ -372,93 +309,85 @@ class JobRun:
             shutil.rmtree(old, ignore_errors=True)
 
 
+@dataclass
+class Ending:
+    """How a run ended: what `job_finish` stores."""
+
+    placement: int
+    state: str
+    reason: str
+    error: str = ""
+    artifacts: list[dict] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
+    by: object = None
+
+
 def run_job(job_id: int, placement: int) -> str:
     """The Django-Q2 task a placement enqueues on its node's queue.
 
-    When the job ends, the runner places waiting jobs itself; one placed on the slot it just
-    freed it runs at once, and so on, so a busy slot goes from job to job without waiting for
-    the broker. It takes on a job only while Django-Q2's timeout for this task leaves room
-    for that job's whole time limit; others go through the broker as usual.
+    Runs the job, then whatever the slot is handed over to, one after another, while
+    Django-Q2's timeout for this task leaves room for the next job's whole time limit (see
+    `hand_over`): a busy slot goes from job to job without waiting for the broker.
     """
     ends = time.monotonic() + settings.Q_CLUSTER["timeout"]
     task = f"job {job_id} placement {placement}"
     ran = []
-    while True:
-        started, following = _run_one(job_id, placement, ends)
-        if not started:
-            break
-        ran.append(job_id)
-        if following is None:
-            break
-        job_id, placement = following
+    following = (job_id, placement)
+    while following is not None:
+        job = job_start(
+            job_id=following[0],
+            placement=following[1],
+            node_name=settings.PORTAL_NODE_NAME,
+            boot_id=settings.PORTAL_NODE_BOOT_ID,
+        )
+        if job is None:
+            break  # a second delivery, a superseded placement, or cancelled before it started
+        ran.append(job.pk)
+        run = JobRun(job, following[1])
+        try:
+            ending = run.execute()
+        except Exception as exc:
+            log.exception("job %s failed in its runner", job.pk)
+            ending = Ending(
+                placement=following[1],
+                state=State.FAILED,
+                reason=f"the node's runner failed: {exc}"[:400],
+                error=str(exc),
+            )
+        finally:
+            run.cleanup()
+        following = end_and_hand_over(job, ending, within=ends - time.monotonic())
     if not ran:
-        # A second delivery, a superseded placement, or a job cancelled before it started.
         return f"{task}: nothing to do"
     if len(ran) == 1:
         return f"{task}: done"
     return f"{task}: done, then job(s) {', '.join(map(str, ran[1:]))} on its slot"
 
 
-def _run_one(job_id: int, placement: int, ends: float) -> tuple[bool, tuple[int, int] | None]:
-    """Run one placement of a job, the runner's task having until `ends` (monotonic clock):
-    (whether it started, the (job id, placement) placed on its slot to run next)."""
-    job = job_start(
-        job_id=job_id,
-        placement=placement,
-        node_name=settings.PORTAL_NODE_NAME,
-        boot_id=settings.PORTAL_NODE_BOOT_ID,
-    )
-    if job is None:
-        return False, None
-    run = JobRun(job, placement)
-    try:
-        following = run.execute(within=ends - time.monotonic())
-    except Exception as exc:
-        log.exception("job %s failed in its runner", job_id)
-        following = finish(
-            job,
-            ends - time.monotonic(),
-            placement=placement,
-            state=State.FAILED,
-            reason=f"the node's runner failed: {exc}"[:400],
-            error=str(exc),
-        )
-    finally:
-        run.cleanup()
-    return True, following
+def end_and_hand_over(job: Job, ending: Ending | None, within: float) -> tuple[int, int] | None:
+    """Store the run's end (unless it was superseded) and hand its slot on, in one
+    transaction: the slot is never seen free between its two jobs, so the job that follows on
+    it is this runner's to run at once. A hand-over that fails takes the end down with it; the
+    end is then stored alone.
 
-
-def finish(job: Job, within: float, **ending) -> tuple[int, int] | None:
-    """End a run (`job_finish` with `ending`) and, in the same transaction, place waiting jobs
-    (`take_next`): the slot is never seen free between its two jobs, so the job that follows
-    on it is this runner's to run at once rather than another pass's to send through the
-    broker. A pass that fails takes the end down with it; the end is then stored alone.
-
-    If that pass put nothing on the slot, another follows the commit: a job submitted while
-    the run was ending had its own pass find the slot still taken, and would otherwise wait
-    for the scheduler's sweep."""
-    from jobs.scheduler import take_next
-
+    If the slot got no job, another hand-over follows the commit: a job submitted while the
+    run was ending had its own pass find the slot still taken, and would otherwise wait for
+    the scheduler's sweep. (If that pass fails too, the sweep places what it could not.)"""
+    freed = FreedSlot(node_id=job.node_id, slot=job.slot, within=within)
+    finish = {} if ending is None else {"job_id": job.pk, **vars(ending)}
+    following = None
     try:
         with transaction.atomic():
-            job_finish(job_id=job.pk, place_next=False, **ending)
-            following = take_next(job.node_id, job.slot, within=within)
+            if finish:
+                job_finish(**finish)
+            following = hand_over(freed)
     except Exception:
-        log.exception("placement after job %s failed; storing its end alone", job.pk)
-        job_finish(job_id=job.pk, place_next=False, **ending)
-        following = None
-    return following if following is not None else take_over(job, within)
-
-
-def take_over(job: Job, within: float) -> tuple[int, int] | None:
-    """A placement pass for the slot `job` held: the (job id, placement) placed on it for
-    this runner to run next, if any; jobs placed elsewhere go through the broker. A job whose
-    time limit exceeds `within` seconds (what the runner's task has left) goes through the
-    broker too. None if the pass failed: the scheduler's sweep places what it could not."""
-    from jobs.scheduler import take_next
-
-    try:
-        return take_next(job.node_id, job.slot, within=within)
-    except Exception:
-        log.exception("placement after job %s failed", job.pk)
-        return None
+        log.exception("handing over the slot of job %s failed", job.pk)
+        if finish:
+            job_finish(**finish)
+    if following is None:
+        try:
+            following = hand_over(freed)
+        except Exception:
+            log.exception("handing over the slot of job %s failed", job.pk)
+    return following

@@ -1,11 +1,6 @@
-"""State changes of jobs. Every change of a job's state goes through `transition`, which
-records it with its reason and appends a `state` event; every event goes through
-`events_append`, which numbers it and fences it against superseded runs.
-
-Concurrency is handled by locking the job's row for the length of one short transaction
-(`select_for_update`; SQLite's IMMEDIATE transactions serialise writers the same way), never
-across I/O. A runner's writes carry its `placement`: one that no longer matches, because the job
-was cancelled, re-queued or placed again, is dropped.
+"""State changes of jobs, one service each: submit, start, finish, cancel, re-queue, change
+priority, resubmit. They change a job through its record (jobs/lifecycle.py) and ask for a
+placement pass (jobs/placement.py) once what they changed is committed.
 """
 
 import hashlib
@@ -17,20 +12,11 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from jobs import live, sql
+from jobs import sql
 from jobs.kinds import get_kind, registry
-from jobs.models import (
-    ACTIVE,
-    TRANSITIONS,
-    Artifact,
-    EventType,
-    Job,
-    JobEvent,
-    JobInput,
-    JobTransition,
-    Priority,
-    State,
-)
+from jobs.lifecycle import note, record_queued, transition
+from jobs.models import ACTIVE, Artifact, Job, JobInput, Priority, State
+from jobs.placement import place_soon
 from nodes.models import Node
 from portal.errors import PortalError
 from portal.projects.models import Project
@@ -63,10 +49,12 @@ def _check_inputs(kind, inputs) -> None:
             )
 
 
-def _check_fits_the_pool(kind, params, inputs) -> None:
-    needed = kind.gpu_memory(params, inputs)
+def _gpu_memory(kind, params, inputs) -> int | None:
+    """The GPU memory the job needs, estimated once (it is stored with the job); a job too big
+    for every GPU of the pool is refused now rather than left waiting."""
+    needed = kind.gpu_memory(params, inputs) if kind.gpu != "none" else None
     if not needed:
-        return
+        return None
     largest = max(
         (
             gpu.get("memory_total") or 0
@@ -81,6 +69,7 @@ def _check_fits_the_pool(kind, params, inputs) -> None:
             f"the pool has {largest / 2**30:.1f} GiB. Make the input smaller.",
             code="job_too_big",
         )
+    return needed
 
 
 def job_submit(
@@ -120,7 +109,7 @@ def job_submit(
     if not isinstance(params, dict):
         raise PortalError("Parameters are a JSON object.", code="params_invalid")
     cleaned = job_kind.validate(params, inputs, user=by, project=project)
-    _check_fits_the_pool(job_kind, cleaned, inputs)
+    gpu_memory = _gpu_memory(job_kind, cleaned, inputs)
     digest = fingerprint(kind, cleaned, [u.sha256 for u in inputs])
 
     with transaction.atomic():
@@ -142,6 +131,7 @@ def job_submit(
             fingerprint=digest,
             time_limit=limit,
             silence_limit=settings.PORTAL_JOB_SILENCE_LIMIT,
+            gpu_memory=gpu_memory,
             state=State.QUEUED,
             created_at=now,
             queued_at=now,
@@ -151,10 +141,8 @@ def job_submit(
             JobInput,
             [{"job": job.pk, "upload": u.pk, "position": i} for i, u in enumerate(inputs)],
         )
-        _record_transition(job.pk, State.PENDING, State.QUEUED, reason, by, 0, "", now)
-        state = {"type": EventType.STATE, "state": State.QUEUED, "reason": reason}
-        _insert_events(job.pk, 0, 1, [state], now)
-    transaction.on_commit(_place_soon)
+        record_queued(job.pk, reason, by, now)
+    transaction.on_commit(place_soon)
     job.input_ids = [u.pk for u in inputs]
     return job, True
 
@@ -170,148 +158,6 @@ def _lock_submissions_of(project_id: int, digest: str) -> None:
     )
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
-
-
-def _place_soon():
-    from jobs.scheduler import place_queued_jobs, placer
-
-    if settings.PORTAL_PLACE_IN_BACKGROUND:
-        placer.request()
-    else:
-        place_queued_jobs()
-
-
-def transition(
-    job: Job,
-    to: str,
-    *,
-    reason,
-    by=None,
-    placement: int | None = None,
-    from_state: str | None = None,
-    node_name: str | None = None,
-    output: Iterable[dict] = (),
-    **fields,
-) -> Job | None:
-    """Move a job to state `to` if the state machine allows it (and, given `placement`, if
-    that run is still the job's; given `from_state` or `node_name`, if the job is in that
-    state or placed on that node). Records the transition and a `state` event, after the
-    run's last `output` events if given. `reason` and field values may be functions of the job
-    as it was, read under the lock. Returns the job as it is now, or None if nothing changed.
-    Four statements: lock, update, two inserts. Inside a caller's transaction it is part of
-    it (no savepoint: nothing here is caught and carried on from)."""
-    output = list(output)
-    with transaction.atomic(savepoint=False):
-        current, current_node = _lock(job.pk, placement, from_state, node_name)
-        if current is None or to not in TRANSITIONS[current.state]:
-            return None
-        now = timezone.now()
-        fields = {k: v(current) if callable(v) else v for k, v in fields.items()}
-        reason = (reason(current) if callable(reason) else reason)[:500]
-        if to in (State.SUCCEEDED, State.FAILED, State.CANCELLED):
-            fields.setdefault("finished_at", now)
-        if output:
-            fields = {**_output_fields(output, current.metrics, now), **fields}
-        seq = current.event_seq + len(output) + 1
-        sql.update(Job, "id = %s", [job.pk], {"state": to, "event_seq": seq, **fields})
-        attempt = fields.get("attempt", current.attempt)
-        _record_transition(job.pk, current.state, to, reason, by, attempt, current_node, now)
-        _insert_events(
-            job.pk,
-            current.placement,
-            current.event_seq + 1,
-            [*output, {"type": EventType.STATE, "state": to, "reason": reason}],
-            now,
-        )
-    changed = {**fields, "state": to, "event_seq": seq}
-    for name, value in changed.items():
-        setattr(job, name, value)
-        setattr(current, name, value)
-    return current
-
-
-def _record_transition(job_id, from_state, to, reason, by, attempt, node, at) -> None:
-    fields = {"job": job_id, "from_state": from_state, "to_state": to, "reason": reason}
-    fields |= {"by": getattr(by, "pk", by), "attempt": attempt, "node": node or "", "at": at}
-    sql.insert(JobTransition, [fields])
-
-
-def _lock(job_id: int, placement, from_state, node_name) -> tuple[Job | None, str | None]:
-    """Lock the job's row and read it: (the job as it is, the name of its node), or (None,
-    None) if it does not match."""
-    conditions = {"placement": placement, "state": from_state, "node_name": node_name}
-    found = sql.job_locked(job_id, {k: v for k, v in conditions.items() if v is not None})
-    return found or (None, None)
-
-
-def _insert_events(job_id: int, placement: int, first_seq: int, events: list[dict], now) -> None:
-    """Store events numbered from `first_seq`; the caller holds the job's row locked and
-    moves its `event_seq` on in the same transaction."""
-    records = [
-        {
-            "job": job_id,
-            "seq": first_seq + i,
-            "type": event["type"],
-            "data": {k: v for k, v in event.items() if k != "type"},
-            "placement": placement,
-            "created_at": now,
-        }
-        for i, event in enumerate(events)
-    ]
-    sql.insert(JobEvent, records)
-    at = now.isoformat()
-    messages = [{"id": r["seq"], "type": r["type"], "at": at, **r["data"]} for r in records]
-    transaction.on_commit(lambda: live.publish(job_id, messages))
-
-
-def _note(job: Job, line: str) -> None:
-    """A log line from the portal itself, for a job whose row the caller holds locked."""
-    seq = job.event_seq + 1
-    sql.update(Job, "id = %s", [job.pk], {"event_seq": seq})
-    _insert_events(
-        job.pk, job.placement, seq, [{"type": EventType.LOG, "line": line}], timezone.now()
-    )
-
-
-def events_append(*, job_id: int, placement: int, events: Iterable[dict], durable=True) -> bool:
-    """Store a runner's events for its run of a job. False when that run is no longer the
-    job's (cancelled, re-queued, placed again): the events are dropped and the run should stop.
-    Three queries however many events. `durable=False` lets PostgreSQL commit without waiting
-    for its log to reach the disk (the runner's batches of output; never state changes)."""
-    events = list(events)
-    now = timezone.now()
-    with transaction.atomic():
-        if not durable and connection.vendor == "postgresql":
-            # A runner's output need not wait for the disk: a database crash may lose the
-            # last moment of it (events and their numbers together), never a job's state.
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        job = sql.job_run_locked(job_id, placement, State.RUNNING)
-        if job is None:
-            return False
-        if not events:
-            return True
-        fields = {"event_seq": job["event_seq"] + len(events)}
-        fields |= _output_fields(events, job["metrics"], now)
-        sql.update(Job, "id = %s", [job_id], fields)
-        _insert_events(job_id, placement, job["event_seq"] + 1, events, now)
-    return True
-
-
-def _output_fields(events: list[dict], metrics: dict, now) -> dict:
-    """What a run's output events change on its job: when it last said something, its
-    progress, and the latest point of each metric (given the job's `metrics` so far)."""
-    fields = {"last_output_at": now}
-    latest = dict(metrics)
-    for event in events:
-        if event["type"] == EventType.PROGRESS:
-            fields["progress"] = event["percent"]
-            fields["progress_message"] = event.get("message", "")
-        elif event["type"] == EventType.METRIC:
-            latest[event["name"]] = {"step": event["step"], "value": event["value"]}
-    if latest != metrics:
-        fields["metrics"] = latest
-    return fields
 
 
 def job_start(*, job_id: int, placement: int, node_name: str, boot_id: str) -> Job | None:
@@ -349,12 +195,10 @@ def job_finish(
     artifacts: Iterable[dict] = (),
     events: Iterable[dict] = (),
     by=None,
-    place_next: bool = True,
 ) -> bool:
     """End a run: store its last events, move the job to its final state and store its
-    artifacts, all or nothing (and part of the caller's transaction, if any). Then a placement
-    pass for the freed slot, unless the caller (a runner that fills its own slot) does that
-    itself (`place_next=False`)."""
+    artifacts, all or nothing (and part of the caller's transaction, if any). The runner that
+    ends it hands the freed slot on (jobs/placement.py: `hand_over`)."""
     extra = {"progress": 100} if state == State.SUCCEEDED else {}
     with transaction.atomic(savepoint=False):
         done = transition(
@@ -376,8 +220,6 @@ def job_finish(
                     for a in artifacts
                 ],
             )
-    if done and place_next:
-        transaction.on_commit(_place_soon)
     return done is not None
 
 
@@ -391,13 +233,13 @@ def job_cancel(*, job: Job, by) -> Job:
         elif current.state == State.RUNNING:
             if not current.cancel_requested:
                 Job.objects.filter(pk=job.pk).update(cancel_requested=True, cancel_requested_by=by)
-                _note(current, f"cancel requested by {by.username}")
+                note(current, f"cancel requested by {by.username}")
         else:
             raise PortalError(
                 f"The job has {current.state} already; there is nothing to cancel.",
                 code="job_not_cancellable",
             )
-    transaction.on_commit(_place_soon)
+    transaction.on_commit(place_soon)
     job.refresh_from_db()
     return job
 
@@ -415,8 +257,8 @@ def job_set_priority(*, job: Job, priority: str, by) -> Job:
                 code="job_not_waiting",
             )
         Job.objects.filter(pk=job.pk).update(priority=Priority.from_name(priority))
-        _note(current, f"priority set to {priority} by {by.username}")
-    transaction.on_commit(_place_soon)
+        note(current, f"priority set to {priority} by {by.username}")
+    transaction.on_commit(place_soon)
     job.refresh_from_db()
     return job
 
@@ -432,7 +274,7 @@ def job_requeue(*, job: Job, reason: str, by=None, counts_as_attempt: bool = Fal
         unplace = {"node": None, "slot": None, "gpu": None, "placed_at": None, "node_boot_id": ""}
         if current.state == State.QUEUED and current.node_id is not None:
             Job.objects.filter(pk=job.pk).update(**unplace)
-            _note(current, f"placed again: {reason}")
+            note(current, f"placed again: {reason}")
             done = True
         elif current.state == State.RUNNING:
             if current.cancel_requested:
@@ -455,7 +297,7 @@ def job_requeue(*, job: Job, reason: str, by=None, counts_as_attempt: bool = Fal
         else:
             return False
     if done:
-        transaction.on_commit(_place_soon)
+        transaction.on_commit(place_soon)
     return bool(done)
 
 

@@ -147,20 +147,14 @@ class Waiting:
     queued_at: object
     placement: int
     time_limit: int
-    stored_params: object
-
-    @property
-    def params(self) -> dict:
-        from jobs.models import Job
-
-        return value(Job, "params", self.stored_params)
+    gpu_memory: int | None
 
 
 def jobs_waiting(state: str, per_user: int) -> list[Waiting]:
     """Each user's first `per_user` unplaced jobs in `state` per priority, oldest first."""
     from jobs.models import Job
 
-    listed = "id, kind, owner_id, priority, queued_at, placement, time_limit, params"
+    listed = "id, kind, owner_id, priority, queued_at, placement, time_limit, gpu_memory"
     return [
         Waiting(*row[:4], value(Job, "queued_at", row[4]), *row[5:])
         for row in rows(

@@ -6,6 +6,7 @@ import threading
 import time
 
 import requests
+from django.conf import settings
 
 from nodes import probe
 
@@ -17,10 +18,12 @@ class AgentRefused(Exception):
 
 
 class Agent:
-    def __init__(self, portal_url: str, token: str, boot_id: str):
+    def __init__(self, portal_url: str, token: str, boot_id: str, name: str):
         self.url = portal_url.rstrip("/") + "/api/v1/nodes/heartbeat/"
         self.token = token
         self.boot_id = boot_id
+        # Where this node's resident engines keep their status files (jobs/engine_server.py).
+        self.engines_dir = settings.WORKDIR / "engines" / name
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Node {token}"
         # torch and CUDA are asked once (that takes seconds), and only where NVIDIA GPUs are:
@@ -35,6 +38,10 @@ class Agent:
             "gpus": probe.gpu_snapshot(),
             **{k: v for k, v in probe.system_snapshot().items() if k != "cpu_count"},
             "engines": {"torch": self._torch, "boltz": probe.boltz_info()},
+            "warm_engines": [
+                {k: e.get(k) for k in ("engine", "kind", "slot", "gpu", "state", "memory")}
+                for e in probe.warm_engines(self.engines_dir)
+            ],
         }
 
     def beat(self) -> dict:

@@ -25,6 +25,7 @@ MAX_GPUS = 64
 MAX_GPU_MEMORY = 2**44  # 16 TiB
 MAX_HOST_MEMORY = 2**50  # 1 PiB
 MAX_ENGINES = 20
+MAX_SLOTS = MAX_GPUS + 256  # GPUs and CPU slots
 
 
 class GpuReport(serializers.Serializer):
@@ -46,6 +47,15 @@ class GpuReport(serializers.Serializer):
         return gpu
 
 
+class WarmEngineReport(serializers.Serializer):
+    engine = serializers.CharField(max_length=200)
+    kind = serializers.CharField(max_length=40)
+    slot = serializers.IntegerField(min_value=0, max_value=MAX_SLOTS - 1)
+    gpu = serializers.IntegerField(min_value=0, max_value=MAX_GPUS - 1, allow_null=True)
+    state = serializers.ChoiceField(choices=["loading", "idle", "busy"])
+    memory = serializers.IntegerField(min_value=0, max_value=MAX_GPU_MEMORY)
+
+
 class HeartbeatInput(serializers.Serializer):
     boot_id = serializers.CharField(max_length=64)
     hostname = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
@@ -60,6 +70,7 @@ class HeartbeatInput(serializers.Serializer):
         min_value=0, max_value=MAX_HOST_MEMORY, allow_null=True, required=False
     )
     engines = serializers.DictField(child=serializers.DictField(), default=dict)
+    warm_engines = WarmEngineReport(many=True, default=list, max_length=MAX_SLOTS)
 
     def validate_gpus(self, gpus):
         indexes = [gpu["index"] for gpu in gpus]

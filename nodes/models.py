@@ -43,6 +43,8 @@ class Node(models.Model):
     memory_total = models.BigIntegerField(null=True, blank=True)
     memory_used = models.BigIntegerField(null=True, blank=True)
     engines = models.JSONField(default=dict, blank=True)
+    # Resident engines running on it: engine, kind, slot, gpu, state, memory held (bytes).
+    warm_engines = models.JSONField(default=list, blank=True)
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -70,7 +72,12 @@ class Node(models.Model):
         return Status.BUSY if busy else Status.IDLE
 
     def slots(self) -> list[dict]:
-        """One slot per GPU (slot number = GPU index), then the CPU slots."""
+        """One slot per GPU (slot number = GPU index), then the CPU slots. Each says the
+        memory its GPU has (`memory`), and the resident engines warm on it by kind, with the
+        memory each holds (`warm`)."""
+        warm: dict[int, dict[str, int]] = {}
+        for engine in self.warm_engines or []:
+            warm.setdefault(engine["slot"], {})[engine["kind"]] = engine.get("memory") or 0
         slots = [
             {"slot": i, "gpu": gpu.get("index", i), "memory": gpu.get("memory_total")}
             for i, gpu in enumerate(self.gpus or [])
@@ -79,6 +86,8 @@ class Node(models.Model):
         slots += [
             {"slot": first_cpu + i, "gpu": None, "memory": None} for i in range(self.cpu_slots)
         ]
+        for slot in slots:
+            slot["warm"] = warm.get(slot["slot"], {})
         return slots
 
     def can_run(self, engine: str) -> bool:

@@ -29,7 +29,25 @@ def _text(value) -> str:
 
 
 def gpu_snapshot() -> list[dict]:
-    """One entry per GPU: model, memory total/used (bytes), utilisation %, temperature °C."""
+    """One entry per GPU: model, memory total/used (bytes), utilisation %, temperature °C.
+
+    PORTAL_FAKE_GPUS (a JSON list of {"name", "memory_total"}) reports made-up GPUs instead:
+    for tests and demonstrations on machines without NVIDIA GPUs, never for real work (a job
+    sent to one runs on the CPU)."""
+    fake = os.environ.get("PORTAL_FAKE_GPUS")
+    if fake:
+        return [
+            {
+                "index": index,
+                "name": gpu.get("name", "fake GPU"),
+                "uuid": f"fake-{index}",
+                "memory_total": int(gpu["memory_total"]),
+                "memory_used": 0,
+                "utilization": 0,
+                "temperature": None,
+            }
+            for index, gpu in enumerate(json.loads(fake))
+        ]
     nvml = _nvml()
     if nvml is None:
         return []
@@ -133,6 +151,23 @@ def boltz_info() -> dict:
         "missing": missing,
         "ready": version is not None and not missing,
     }
+
+
+def warm_engines(directory: Path) -> list[dict]:
+    """The resident engines running on this node, from the status files they keep beside their
+    sockets (jobs/engine_server.py): engine, kind, slot, gpu, pid, state and memory held. A
+    file left by an engine that was killed names a process that is gone, and is skipped."""
+    found = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            status = json.loads(path.read_text())
+            os.kill(status["pid"], 0)
+        except PermissionError:
+            pass  # the process is there, run by another user
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # gone, or a file being replaced
+        found.append(status)
+    return found
 
 
 def engines(check_cuda: bool = True) -> dict:

@@ -71,6 +71,7 @@ def node_heartbeat(*, node: Node, report: dict, address: str | None) -> Node:
             "memory_total": report.get("memory_total"),
             "memory_used": report.get("memory_used"),
             "engines": report.get("engines", {}),
+            "warm_engines": report.get("warm_engines", []),
             "hostname": report.get("hostname", ""),
             "boot_id": report.get("boot_id", ""),
             "address": address,

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from jobs import report
-from jobs.engine import Engine
+from jobs.engine_server import Engine
 
 
 def sleep(out, seconds, lines, silent, exit_code, ignore_term, say, *inputs):
@@ -43,7 +43,7 @@ class CounterEngine(Engine):
 
     loads = 0
 
-    def load(self):
+    def load(self, options):
         import time
 
         time.sleep(0.5)  # a model takes a while to load

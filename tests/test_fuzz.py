@@ -23,8 +23,9 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from drf_spectacular.generators import SchemaGenerator
 
+from jobs.lifecycle import events_append
 from jobs.models import Job, State
-from jobs.services import events_append, job_finish, job_start, job_submit
+from jobs.services import job_finish, job_start, job_submit
 from nodes.services import node_create
 from portal.accounts.services import token_create
 from portal.projects.models import Membership

@@ -10,7 +10,8 @@ A kind is a plug-in in a module of its own (`jobs/kinds/check.py`, …) register
   as a trained model);
 - `build`s what runs on the node: a `Command` (a fresh subprocess per job) or, for a kind
   with `engine` set, a request for a resident engine process that keeps its model loaded
-  between jobs on the same GPU (see jobs/engine.py);
+  between jobs on the same slot (jobs/engine_server.py), started with the kind's
+  `engine_environment` and the node's `engine_options`;
 - `collect`s outputs: by default every file the job wrote into its `out/` directory becomes an
   artifact.
 
@@ -37,6 +38,7 @@ class RunContext:
     inputs: list[Path]  # the inputs, fetched into the scratch directory, in order
     scratch: Path  # the job's working directory
     out: Path  # files written here become the job's artifacts
+    slot: int  # the node's slot it runs on (a GPU's, or a CPU slot's)
     gpu: int | None  # the GPU index the job may use, None for a CPU slot
     input_digests: list[str] = field(default_factory=list)
     input_kinds: list[str] = field(default_factory=list)  # each upload's kind (fasta, csv, …)
@@ -77,6 +79,15 @@ class JobKind:
     def engine_request(self, context: RunContext) -> dict:
         """What the resident engine is asked to do (engine kinds)."""
         raise NotImplementedError
+
+    def engine_environment(self) -> dict[str, str]:
+        """Environment variables the kind's engine process starts with (engine kinds)."""
+        return {}
+
+    def engine_options(self) -> dict:
+        """This node's configuration for the kind's engine (weights, cache and checkpoint
+        paths), read on the node where it starts: `Engine.load` gets it."""
+        return {}
 
     def collect(self, context: RunContext) -> list[Path]:
         """The files that become artifacts."""

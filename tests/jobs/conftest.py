@@ -1,7 +1,7 @@
 import pytest
 from django.utils import timezone
 
-from jobs import scheduler
+from jobs import placement
 from jobs.services import job_submit
 from nodes.services import node_create
 
@@ -11,7 +11,7 @@ def enqueued(monkeypatch):
     """Tasks placement hands to the broker, recorded instead of sent (no cluster consumes them
     in these in-process tests)."""
     calls = []
-    monkeypatch.setattr(scheduler, "enqueue", lambda *args: calls.append(args))
+    monkeypatch.setattr(placement, "enqueue", lambda *args: calls.append(args))
     return calls
 
 

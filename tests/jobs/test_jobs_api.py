@@ -9,8 +9,9 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from jobs.lifecycle import events_append, transition
 from jobs.models import Artifact, Job, State
-from jobs.services import events_append, job_start, transition
+from jobs.services import job_start
 from portal.uploads.models import Upload
 
 pytestmark = pytest.mark.django_db

@@ -6,8 +6,9 @@ import time
 
 import pytest
 
+from jobs.lifecycle import events_append
 from jobs.models import Job, State
-from jobs.services import events_append, job_finish
+from jobs.services import job_finish
 from nodes.models import Node
 from nodes.services import node_disable
 from tests.conftest import wait_until

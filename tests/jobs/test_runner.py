@@ -10,11 +10,12 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection, connections
 
-from jobs import runner, scheduler
+from jobs import processes, runner
+from jobs.lifecycle import events_append
 from jobs.models import Job, State
+from jobs.placement import place_queued_jobs
 from jobs.runner import run_job
-from jobs.scheduler import place_queued_jobs
-from jobs.services import events_append, job_cancel, job_requeue, job_submit
+from jobs.services import job_cancel, job_requeue, job_submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -81,9 +82,9 @@ def test_the_job_runs_with_no_gpu_and_without_the_portals_secrets(
     assert job.state == State.SUCCEEDED
     check = job.artifacts.get(name="check.json")
     assert b'"gpus": []' in default_storage.open(check.storage_key).read()
-    env = runner.job_environment(None, {})
+    env = processes.job_environment(None, {})
     assert env["CUDA_VISIBLE_DEVICES"] == "" and "DATABASE_URL" not in env
-    assert runner.job_environment(1, {})["CUDA_VISIBLE_DEVICES"] == "1"
+    assert processes.job_environment(1, {})["CUDA_VISIBLE_DEVICES"] == "1"
 
 
 def test_inputs_are_fetched_into_the_scratch_directory(make_node, project, alice, api, enqueued):
@@ -333,10 +334,10 @@ def test_a_job_submitted_while_a_run_ends_is_not_left_waiting(
     if connection.vendor != "postgresql":
         pytest.skip("SQLite lets one transaction write at a time: no submission meanwhile")
     late = []
-    real_take_next = scheduler.take_next
+    real_hand_over = runner.hand_over
 
-    def take_next(*args, **kwargs):
-        following = real_take_next(*args, **kwargs)
+    def hand_over(*args, **kwargs):
+        following = real_hand_over(*args, **kwargs)
         if not late:
             # The run's end is not committed yet: a job comes in from elsewhere, and the
             # placement pass after its submission finds the slot still taken.
@@ -351,7 +352,7 @@ def test_a_job_submitted_while_a_run_ends_is_not_left_waiting(
             thread.join()
         return following
 
-    monkeypatch.setattr(scheduler, "take_next", take_next)
+    monkeypatch.setattr(runner, "hand_over", hand_over)
 
     result = run_job(job_id, placement)
 
@@ -370,16 +371,16 @@ def test_a_placement_that_fails_as_a_run_ends_loses_nothing(
     make_node(runner=True)
     job = submit(params={"lines": 3})
     job_id, placement = placed(job, enqueued)
-    real_take_next = scheduler.take_next
+    real_hand_over = runner.hand_over
     calls = []
 
-    def take_next(*args, **kwargs):
+    def hand_over(*args, **kwargs):
         calls.append(args)
         if len(calls) == 1:
             raise RuntimeError("the placement pass broke")
-        return real_take_next(*args, **kwargs)
+        return real_hand_over(*args, **kwargs)
 
-    monkeypatch.setattr(scheduler, "take_next", take_next)
+    monkeypatch.setattr(runner, "hand_over", hand_over)
 
     assert run_job(job_id, placement) == f"job {job.pk} placement {placement}: done"
 

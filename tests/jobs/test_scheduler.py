@@ -7,8 +7,9 @@ from django.utils import timezone
 
 from jobs.kinds import get_kind
 from jobs.models import Job, State
+from jobs.placement import place_queued_jobs
 from jobs.runner import run_job
-from jobs.scheduler import place_queued_jobs, sweep
+from jobs.scheduler import sweep
 from jobs.services import job_start
 from nodes.models import Node
 from tests.jobs.conftest import fake_gpu
@@ -145,7 +146,7 @@ def test_a_lost_job_that_was_being_cancelled_ends_cancelled(make_node, submit, e
 def test_fair_order_alternates_users_and_puts_priority_first(alice, bob, project):
     from collections import Counter
 
-    from jobs.scheduler import fair_order
+    from jobs.placement import fair_order
 
     now = timezone.now()
     jobs = []

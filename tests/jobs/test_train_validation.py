@@ -145,7 +145,7 @@ def test_a_fasta_with_labels_in_its_headers_is_a_dataset(api, alice, project):
 
 
 def test_scoring_needs_a_succeeded_train_job_the_user_can_see(api, alice, charlie, project):
-    from jobs.services import transition
+    from jobs.lifecycle import transition
 
     dataset = upload(api, alice, project, "d.csv", GOOD)
     train = Job.objects.get(pk=submit(api, alice, project, dataset).json()["id"])

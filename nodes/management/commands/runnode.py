@@ -39,7 +39,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
         signal.signal(signal.SIGINT, lambda *_: self.stop.set())
 
-        agent = Agent(portal, token, uuid.uuid4().hex)
+        agent = Agent(portal, token, uuid.uuid4().hex, name)
         config = self.register(agent)
         if config["name"] != name:
             raise CommandError(f"That token belongs to node '{config['name']}', not '{name}'.")

@@ -1,0 +1,260 @@
+"""The runner's side of resident engines (the engine process is jobs/engine_server.py).
+
+`EngineRun` is a job run by its slot's engine, seen by the runner like a subprocess: lines to
+read, `stop`, `exit_code`. If the slot has no engine for the kind yet, the run starts one, and
+its start is supervised like the job itself: what the engine prints while its model loads goes
+to the job's log, a cancel or a limit kills the engine still loading (the slot's next job
+starts a fresh one), and a load that fails fails the job with the engine's own error.
+
+Engines are keyed by (node, slot, engine class): a CPU slot and a GPU never share one. An idle
+engine of another kind that holds GPU memory a job needs is stopped before the job starts
+(`make_room`, which the runner calls for every job on a GPU).
+"""
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from django.conf import settings
+
+from jobs.engine_server import END, LOAD_FAILED
+from jobs.processes import DONE, job_environment
+from nodes.probe import warm_engines
+
+
+def engines_dir(node: str) -> Path:
+    return settings.WORKDIR / "engines" / node
+
+
+def socket_path(node: str, engine: str, slot: int) -> Path:
+    path = engines_dir(node) / f"{engine.rsplit('.', 1)[-1]}-slot{slot}.sock"
+    if len(str(path)) > 100:  # Unix socket paths are limited to about 108 bytes
+        digest = hashlib.sha256(str(path).encode()).hexdigest()[:16]
+        path = Path(tempfile.gettempdir()) / f"portal-engine-{digest}.sock"
+    return path
+
+
+def _kill_group(pid_file: Path) -> None:
+    with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+
+
+class EngineRun:
+    def __init__(self, kind, context):
+        self.kind = kind
+        self.context = context
+        self.lines: queue.Queue = queue.Queue(maxsize=10_000)
+        self.open_streams = 1
+        self.status: dict | None = None
+        self.error: str | None = None  # the engine's own error, when it failed
+        node = settings.PORTAL_NODE_NAME or "local"
+        self.path = socket_path(node, kind.engine, context.slot)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.pid_file = self.path.with_suffix(".pid")
+        self.connection: socket.socket | None = None
+        self._stopping = threading.Event()
+        threading.Thread(target=self._run, name="engine-run", daemon=True).start()
+
+    # --- the run, on a thread of its own ----------------------------------------------------
+    def _run(self) -> None:
+        try:
+            connection = self._connect() or self._start()
+            if connection is not None:
+                self.connection = connection
+                request = {"job_id": self.context.job_id, **self.kind.engine_request(self.context)}
+                connection.sendall((json.dumps(request) + "\n").encode())
+                self._read(connection)
+        except Exception as exc:
+            self._fail(f"{type(exc).__name__}: {exc}")
+        finally:
+            self.lines.put(DONE)
+
+    def _fail(self, error: str) -> None:
+        self.error = self.error or error
+        self.status = {"status": "error", "error": self.error}
+        self.lines.put(f"engine: {self.error}")
+
+    def _connect(self) -> socket.socket | None:
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            connection.connect(str(self.path))
+        except OSError:
+            connection.close()
+            return None
+        return connection
+
+    def _start(self) -> socket.socket | None:
+        """Start the slot's engine and follow its load; its connection once it is ready, or
+        None if it failed or was stopped while loading."""
+        with open(self.path.with_suffix(".lock"), "w") as lock:
+            # One run starts the slot's engine; another arriving meanwhile waits, then connects.
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if self._stopping.wait(0.1):
+                        self.status = {"status": "stopped"}
+                        return None
+            connection = self._connect()
+            if connection is not None:
+                return connection
+            self.lines.put(f"starting the {self.kind.name} engine on slot {self.context.slot}")
+            return self._load()
+
+    def _load(self) -> socket.socket | None:
+        context = self.context
+        log_path = self.path.with_suffix(".log")
+        log_path.touch()
+        offset = log_path.stat().st_size
+        argv = [
+            sys.executable,
+            "-m",
+            "jobs.engine_server",
+            "--engine",
+            self.kind.engine,
+            "--kind",
+            self.kind.name,
+            "--socket",
+            str(self.path),
+            "--slot",
+            str(context.slot),
+            "--options",
+            json.dumps(self.kind.engine_options()),
+            "--idle",
+            str(settings.PORTAL_ENGINE_IDLE_SECONDS),
+            "--node-pid",
+            os.environ.get("PORTAL_NODE_PID", "0"),
+        ]
+        if context.gpu is not None:
+            argv += ["--gpu", str(context.gpu)]
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                argv,
+                cwd=settings.BASE_DIR,
+                env=job_environment(context.gpu, self.kind.engine_environment()),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.pid_file.write_text(str(process.pid))
+        with open(log_path, encoding="utf-8", errors="replace") as log:
+            log.seek(offset)
+            while True:
+                self._forward(log)
+                if self._stopping.is_set():
+                    _kill_group(self.pid_file)
+                    process.wait()
+                    self.lines.put("engine: stopped while loading")
+                    self.status = {"status": "stopped"}
+                    return None
+                connection = self._connect()
+                if connection is not None:
+                    self._forward(log)
+                    return connection
+                if process.poll() is not None:
+                    self._forward(log)
+                    code = process.returncode
+                    self._fail(self.error or f"the engine exited while loading ({code})")
+                    return None
+                time.sleep(0.1)
+
+    def _forward(self, log) -> None:
+        """Lines the loading engine printed, into the job's log (its failure, if it says so)."""
+        while line := log.readline():
+            if not line.endswith("\n"):
+                log.seek(log.tell() - len(line.encode()))  # a line still being written
+                return
+            line = line.rstrip("\n")
+            if line.startswith(LOAD_FAILED):
+                self.error = json.loads(line[len(LOAD_FAILED) :]).get("error", "load failed")
+            else:
+                self.lines.put(line)
+
+    def _read(self, connection: socket.socket) -> None:
+        reader = connection.makefile("r", encoding="utf-8", errors="replace")
+        with contextlib.suppress(OSError, ValueError):
+            for line in reader:
+                line = line.rstrip("\n")
+                if line.startswith(END):
+                    self.status = json.loads(line[len(END) :])
+                    if self.status.get("status") != "ok":
+                        self._fail(self.status.get("error", "failed"))
+                    return
+                self.lines.put(line)
+        self._fail("the engine process ended during the job")
+
+    # --- what the runner calls ------------------------------------------------------------
+    def exit_code(self) -> int:
+        if self.connection is not None:
+            with contextlib.suppress(OSError):
+                self.connection.close()
+        return 0 if self.status and self.status.get("status") == "ok" else 1
+
+    def stop(self, grace: float) -> None:
+        """Stop the job: an engine still loading is killed at once; one running the job is
+        asked to stop it, and killed if it has not within `grace` seconds."""
+        self._stopping.set()
+        connection = self.connection
+        if connection is not None:
+            # Half-close: the engine reads end-of-stream (its cue to cancel) while its last
+            # lines and end marker can still come back.
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + grace
+        while self.status is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.status is None:
+            _kill_group(self.pid_file)
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+
+def make_room(kind, slot: int, gpu: int | None, needed: int | None, total: int | None):
+    """Stop the slot's idle engines of other kinds when a job of `kind` cannot fit beside them:
+    its memory estimate (`needed`) does not fit the GPU (`total`) with theirs, or it has no
+    estimate. Yields a line for the job's log per engine stopped. An engine on a CPU slot
+    holds no GPU memory, and stays."""
+    if gpu is None:
+        return
+    node = settings.PORTAL_NODE_NAME or "local"
+    others = [
+        e
+        for e in warm_engines(engines_dir(node))
+        if e["slot"] == slot and e["kind"] != kind.name and e["state"] == "idle"
+    ]
+    held = sum(e.get("memory") or 0 for e in others)
+    if not others or (needed and total and needed + held <= total):
+        return
+    for engine in others:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(engine["pid"], signal.SIGTERM)
+    deadline = time.monotonic() + settings.PORTAL_JOB_KILL_GRACE
+    for engine in others:
+        while _alive(engine["pid"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(engine["pid"], signal.SIGKILL)
+        yield f"stopped the idle {engine['kind']} engine on this GPU to make room"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

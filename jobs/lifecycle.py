@@ -1,0 +1,162 @@
+"""A job's record: its state machine and its numbered events.
+
+Every change of a job's state goes through `transition`, which records it with its reason and
+appends a `state` event; every event goes through `events_append` (or a transition's
+`output`), which numbers it and fences it against superseded runs. The services
+(jobs/services.py), placement and the sweep all change jobs through here; this module asks
+nothing of them.
+
+Concurrency is handled by locking the job's row for the length of one short transaction
+(`select_for_update`; SQLite's IMMEDIATE transactions serialise writers the same way), never
+across I/O. A runner's writes carry its `placement`: one that no longer matches, because the job
+was cancelled, re-queued or placed again, is dropped.
+"""
+
+from collections.abc import Iterable
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from jobs import live, sql
+from jobs.models import TRANSITIONS, EventType, Job, JobEvent, JobTransition, State
+
+
+def transition(
+    job: Job,
+    to: str,
+    *,
+    reason,
+    by=None,
+    placement: int | None = None,
+    from_state: str | None = None,
+    node_name: str | None = None,
+    output: Iterable[dict] = (),
+    **fields,
+) -> Job | None:
+    """Move a job to state `to` if the state machine allows it (and, given `placement`, if
+    that run is still the job's; given `from_state` or `node_name`, if the job is in that
+    state or placed on that node). Records the transition and a `state` event, after the
+    run's last `output` events if given. `reason` and field values may be functions of the job
+    as it was, read under the lock. Returns the job as it is now, or None if nothing changed.
+    Four statements: lock, update, two inserts. Inside a caller's transaction it is part of
+    it (no savepoint: nothing here is caught and carried on from)."""
+    output = list(output)
+    with transaction.atomic(savepoint=False):
+        current, current_node = _lock(job.pk, placement, from_state, node_name)
+        if current is None or to not in TRANSITIONS[current.state]:
+            return None
+        now = timezone.now()
+        fields = {k: v(current) if callable(v) else v for k, v in fields.items()}
+        reason = (reason(current) if callable(reason) else reason)[:500]
+        if to in (State.SUCCEEDED, State.FAILED, State.CANCELLED):
+            fields.setdefault("finished_at", now)
+        if output:
+            fields = {**_output_fields(output, current.metrics, now), **fields}
+        seq = current.event_seq + len(output) + 1
+        sql.update(Job, "id = %s", [job.pk], {"state": to, "event_seq": seq, **fields})
+        attempt = fields.get("attempt", current.attempt)
+        _record_transition(job.pk, current.state, to, reason, by, attempt, current_node, now)
+        _insert_events(
+            job.pk,
+            current.placement,
+            current.event_seq + 1,
+            [*output, {"type": EventType.STATE, "state": to, "reason": reason}],
+            now,
+        )
+    changed = {**fields, "state": to, "event_seq": seq}
+    for name, value in changed.items():
+        setattr(job, name, value)
+        setattr(current, name, value)
+    return current
+
+
+def record_queued(job_id: int, reason: str, by, at) -> None:
+    """The first record of a job born queued (in the transaction that creates it): its
+    pending → queued transition and its first event."""
+    _record_transition(job_id, State.PENDING, State.QUEUED, reason, by, 0, "", at)
+    state = {"type": EventType.STATE, "state": State.QUEUED, "reason": reason}
+    _insert_events(job_id, 0, 1, [state], at)
+
+
+def _record_transition(job_id, from_state, to, reason, by, attempt, node, at) -> None:
+    fields = {"job": job_id, "from_state": from_state, "to_state": to, "reason": reason}
+    fields |= {"by": getattr(by, "pk", by), "attempt": attempt, "node": node or "", "at": at}
+    sql.insert(JobTransition, [fields])
+
+
+def _lock(job_id: int, placement, from_state, node_name) -> tuple[Job | None, str | None]:
+    """Lock the job's row and read it: (the job as it is, the name of its node), or (None,
+    None) if it does not match."""
+    conditions = {"placement": placement, "state": from_state, "node_name": node_name}
+    found = sql.job_locked(job_id, {k: v for k, v in conditions.items() if v is not None})
+    return found or (None, None)
+
+
+def _insert_events(job_id: int, placement: int, first_seq: int, events: list[dict], now) -> None:
+    """Store events numbered from `first_seq`; the caller holds the job's row locked and
+    moves its `event_seq` on in the same transaction."""
+    records = [
+        {
+            "job": job_id,
+            "seq": first_seq + i,
+            "type": event["type"],
+            "data": {k: v for k, v in event.items() if k != "type"},
+            "placement": placement,
+            "created_at": now,
+        }
+        for i, event in enumerate(events)
+    ]
+    sql.insert(JobEvent, records)
+    at = now.isoformat()
+    messages = [{"id": r["seq"], "type": r["type"], "at": at, **r["data"]} for r in records]
+    transaction.on_commit(lambda: live.publish(job_id, messages))
+
+
+def note(job: Job, line: str) -> None:
+    """A log line from the portal itself, for a job whose row the caller holds locked."""
+    seq = job.event_seq + 1
+    sql.update(Job, "id = %s", [job.pk], {"event_seq": seq})
+    _insert_events(
+        job.pk, job.placement, seq, [{"type": EventType.LOG, "line": line}], timezone.now()
+    )
+
+
+def events_append(*, job_id: int, placement: int, events: Iterable[dict], durable=True) -> bool:
+    """Store a runner's events for its run of a job. False when that run is no longer the
+    job's (cancelled, re-queued, placed again): the events are dropped and the run should stop.
+    Three queries however many events. `durable=False` lets PostgreSQL commit without waiting
+    for its log to reach the disk (the runner's batches of output; never state changes)."""
+    events = list(events)
+    now = timezone.now()
+    with transaction.atomic():
+        if not durable and connection.vendor == "postgresql":
+            # A runner's output need not wait for the disk: a database crash may lose the
+            # last moment of it (events and their numbers together), never a job's state.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        job = sql.job_run_locked(job_id, placement, State.RUNNING)
+        if job is None:
+            return False
+        if not events:
+            return True
+        fields = {"event_seq": job["event_seq"] + len(events)}
+        fields |= _output_fields(events, job["metrics"], now)
+        sql.update(Job, "id = %s", [job_id], fields)
+        _insert_events(job_id, placement, job["event_seq"] + 1, events, now)
+    return True
+
+
+def _output_fields(events: list[dict], metrics: dict, now) -> dict:
+    """What a run's output events change on its job: when it last said something, its
+    progress, and the latest point of each metric (given the job's `metrics` so far)."""
+    fields = {"last_output_at": now}
+    latest = dict(metrics)
+    for event in events:
+        if event["type"] == EventType.PROGRESS:
+            fields["progress"] = event["percent"]
+            fields["progress_message"] = event.get("message", "")
+        elif event["type"] == EventType.METRIC:
+            latest[event["name"]] = {"step": event["step"], "value": event["value"]}
+    if latest != metrics:
+        fields["metrics"] = latest
+    return fields

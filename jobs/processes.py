@@ -1,0 +1,91 @@
+"""How a job's own process runs on a node: its environment (its GPU pinned, the portal's
+secrets left out), a process group of its own that dies with its runner, and its output read
+line by line. Used by the runner for subprocess jobs and by the engine client
+(jobs/engine_client.py) to start resident engines."""
+
+import ctypes
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import threading
+
+from django.conf import settings
+
+from jobs.kinds.base import Command, RunContext
+
+MAX_LINE = 10_000
+# Settings a job's process has no business seeing.
+HIDDEN_ENV = ("DATABASE_URL", "REDIS_URL", "DJANGO_SECRET_KEY", "PORTAL_S3_", "AWS_")
+# Put on a run's line queue when one of its output streams ends.
+DONE = object()
+
+
+# If the runner dies (its node was killed), its job dies too instead of holding the GPU as an
+# orphan: the parent-death signal. util-linux's setpriv sets it and execs the job, which keeps
+# Python's fast spawn path; without setpriv, a preexec function does it (a slower full fork).
+SETPRIV = shutil.which("setpriv")
+
+
+def _die_with_parent():
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def job_environment(gpu: int | None, extra: dict) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(HIDDEN_ENV)}
+    env["CUDA_VISIBLE_DEVICES"] = "" if gpu is None else str(gpu)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in [str(settings.BASE_DIR), env.get("PYTHONPATH", "")] if p
+    )
+    env.update(extra)
+    return env
+
+
+class SubprocessRun:
+    """A job as a subprocess in a process group of its own, its output read line by line."""
+
+    def __init__(self, command: Command, context: RunContext):
+        self.lines: queue.Queue = queue.Queue(maxsize=10_000)
+        argv = [SETPRIV, "--pdeathsig", "KILL", *command.argv] if SETPRIV else command.argv
+        self.process = subprocess.Popen(
+            argv,
+            cwd=context.scratch,
+            env=job_environment(context.gpu, command.env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=None if SETPRIV else _die_with_parent,
+        )
+        self._readers = [
+            threading.Thread(target=self._read, args=(stream,), daemon=True)
+            for stream in (self.process.stdout, self.process.stderr)
+        ]
+        for reader in self._readers:
+            reader.start()
+        self.open_streams = 2
+        self.error = None  # a process tells what went wrong in its output
+
+    def _read(self, stream):
+        for raw in stream:
+            self.lines.put(raw.decode("utf-8", "replace").rstrip("\r\n")[:MAX_LINE])
+        self.lines.put(DONE)
+
+    def exit_code(self) -> int | None:
+        return self.process.wait()
+
+    def stop(self, grace: float) -> None:
+        """SIGTERM to the whole process group, SIGKILL after `grace` seconds."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                self.process.wait(grace)
+                return
+            except subprocess.TimeoutExpired:
+                continue
