@@ -38,6 +38,7 @@ run: install
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 # With DATABASE_URL set (CI: PostgreSQL), what depends on the database runs once more on the
 # embedded default, SQLite.
