@@ -2,7 +2,7 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse, StreamingHttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,7 +15,6 @@ from jobs.services import job_cancel, job_set_priority, job_submit
 from portal.ids import MAX_ID, IdField
 from portal.projects.models import Role
 from portal.projects.selectors import project_for
-from portal.uploads.models import Upload
 
 MAX_EVENTS = 1000
 
@@ -129,20 +128,13 @@ class JobListView(ListAPIView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         project = project_for(request.user, values["project"], role=Role.EDITOR)
-        uploads = {}
-        if values["inputs"]:
-            found = Upload.objects.filter(project=project, pk__in=values["inputs"])
-            uploads = {u.pk: u for u in found}
-        missing = [i for i in values["inputs"] if i not in uploads]
-        if missing:
-            raise ValidationError({"inputs": f"No upload {missing[0]} in this project."})
         job, created = job_submit(
             project=project,
             by=request.user,
             kind=values["kind"],
             name=values["name"],
             params=values["params"],
-            inputs=[uploads[i] for i in values["inputs"]],
+            inputs=values["inputs"],
             priority=values["priority"],
             force=values["force"],
             time_limit=values["time_limit"],

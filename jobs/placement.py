@@ -25,6 +25,7 @@ from jobs.kinds import get_kind
 from jobs.lifecycle import transition
 from jobs.models import Job, State
 from nodes.models import Node
+from nodes.selectors import nodes_available
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +34,6 @@ RUNNER = "jobs.runner.run_job"
 KEEP_MARGIN = 600
 # How many of each user's first waiting jobs (per priority) a placement pass reads at least.
 PER_USER = 20
-
-
-def available_nodes() -> list[Node]:
-    """Enabled, online nodes that are not draining, by name."""
-    return sql.nodes_available(Node.online_since())
 
 
 def fair_order(jobs: list[Job], placed_per_owner: Counter, last_placed: dict) -> list[Job]:
@@ -163,7 +159,7 @@ def hand_over(freed: FreedSlot) -> tuple[int, int] | None:
 
 def _place(per_user: int, freed: FreedSlot | None) -> tuple[int, tuple[int, int] | None]:
     """One placement pass: (how many placed, the job kept for the freed slot's runner)."""
-    nodes = available_nodes()
+    nodes = nodes_available()
     if not nodes:
         return 0, None
     placed_jobs = sql.jobs_placed([State.QUEUED, State.RUNNING])

@@ -20,6 +20,7 @@ from jobs.placement import place_soon
 from nodes.models import Node
 from portal.errors import PortalError
 from portal.projects.models import Project
+from portal.uploads.models import Upload
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,15 @@ log = logging.getLogger(__name__)
 def fingerprint(kind: str, params: dict, digests: list[str]) -> str:
     canonical = json.dumps([kind, params, digests], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _uploads(project: Project, ids: list[int]) -> list[Upload]:
+    """The project's uploads with these ids, in their order."""
+    found = {u.pk: u for u in Upload.objects.filter(project=project, pk__in=ids)}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise PortalError(f"No upload {missing[0]} in this project.", code="inputs_invalid")
+    return [found[i] for i in ids]
 
 
 def _check_inputs(kind, inputs) -> None:
@@ -78,13 +88,14 @@ def job_submit(
     by,
     kind: str,
     params: dict,
-    inputs: list,
+    inputs: list[int],
     name: str = "",
     priority: str = "normal",
     force: bool = False,
     time_limit: int | None = None,
 ) -> tuple[Job, bool]:
-    """Validate and queue a job; returns (job, created).
+    """Validate and queue a job; returns (job, created). `inputs` are ids of uploads in the
+    project, in order.
 
     The same kind, parameters and input bytes already queued or running in the project give
     back that job, unless `force`.
@@ -105,6 +116,7 @@ def job_submit(
             f"The time limit is 1 to {settings.PORTAL_JOB_MAX_TIME_LIMIT} seconds.",
             code="time_limit_invalid",
         )
+    inputs = _uploads(project, inputs)
     _check_inputs(job_kind, inputs)
     if not isinstance(params, dict):
         raise PortalError("Parameters are a JSON object.", code="params_invalid")
@@ -303,7 +315,7 @@ def job_requeue(*, job: Job, reason: str, by=None, counts_as_attempt: bool = Fal
 
 def job_resubmit(*, job: Job, by) -> Job:
     """A fresh job with the same kind, parameters and inputs (for a finished one)."""
-    inputs = [i.upload for i in job.job_inputs.select_related("upload")]
+    inputs = list(job.job_inputs.order_by("position").values_list("upload_id", flat=True))
     new, _ = job_submit(
         project=job.project,
         by=by,

@@ -12,7 +12,7 @@ from jobs.kinds import registry
 from jobs.models import ACTIVE, Priority, State
 from jobs.selectors import jobs_visible_to
 from jobs.services import job_submit
-from nodes.models import Node
+from nodes.selectors import nodes_online
 from portal.errors import PortalError
 from portal.projects.models import Role
 from portal.projects.selectors import projects_visible_to
@@ -27,7 +27,7 @@ def dashboard(request):
         queued=Count("id", filter=Q(state=State.QUEUED)),
         running=Count("id", filter=Q(state=State.RUNNING)),
     )
-    online = Node.objects.filter(enabled=True, last_heartbeat_at__gt=Node.online_since())
+    online = nodes_online().filter(enabled=True)
     return render(
         request,
         "jobs/dashboard.html",
@@ -120,7 +120,6 @@ def job_new(request, pk):
         initial["params"] = json.dumps({"model_job": int(request.GET["model_job"])})
     form = JobForm(request.POST or None, uploads=uploads, initial=initial)
     if request.method == "POST" and form.is_valid():
-        chosen = {str(u.pk): u for u in uploads}
         try:
             job, _ = job_submit(
                 project=project,
@@ -128,7 +127,7 @@ def job_new(request, pk):
                 kind=form.cleaned_data["kind"],
                 name=form.cleaned_data["name"],
                 params=form.cleaned_data["params"],
-                inputs=[chosen[i] for i in form.cleaned_data["inputs"]],
+                inputs=[int(i) for i in form.cleaned_data["inputs"]],
                 priority=form.cleaned_data["priority"],
             )
         except PortalError as exc:
@@ -189,7 +188,7 @@ def train_new(request, pk):
                 kind="train",
                 name=name or f"train on {upload.name}",
                 params=data,
-                inputs=[upload],
+                inputs=[upload.pk],
                 priority=priority,
             )
         except PortalError as exc:

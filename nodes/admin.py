@@ -1,8 +1,8 @@
 from django.contrib import admin
-from django.db.models import Count, Q
 from django.utils.html import format_html_join
 
 from nodes.models import Node
+from nodes.selectors import running_jobs, with_running_count
 from nodes.services import node_disable, node_drain, node_enable
 
 
@@ -31,6 +31,7 @@ class NodeAdmin(admin.ModelAdmin):
         "memory_total",
         "memory_used",
         "engines",
+        "warm_engines",
         "last_heartbeat_at",
         "running_job_list",
         "created_at",
@@ -43,12 +44,7 @@ class NodeAdmin(admin.ModelAdmin):
         return False
 
     def get_queryset(self, request):
-        # Jobs point at their node as `jobs`; a running one holds a slot.
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(running_count=Count("jobs", filter=Q(jobs__state="running")))
-        )
+        return with_running_count(super().get_queryset(request))
 
     @admin.display(description="status")
     def state(self, node):
@@ -70,7 +66,7 @@ class NodeAdmin(admin.ModelAdmin):
 
     @admin.display(description="running jobs")
     def running_job_list(self, node):
-        jobs = node.jobs.filter(state="running").order_by("started_at")
+        jobs = running_jobs(node)
         return (
             format_html_join(
                 ", ",
@@ -83,7 +79,6 @@ class NodeAdmin(admin.ModelAdmin):
     def _act(self, request, queryset, service, verb):
         for node in queryset:
             service(node=node, by=request.user)
-            self.log_change(request, node, f"{verb} the node")
         self.message_user(request, f"{verb.capitalize()} {queryset.count()} node(s).")
 
     @admin.action(description="Enable: take back into service")

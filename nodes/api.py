@@ -1,23 +1,16 @@
-import logging
-
 from django.conf import settings
-from django.contrib.admin.models import CHANGE, LogEntry
-from django.db.models import Count, Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.authentication import get_authorization_header
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import ListAPIView
-from rest_framework.permissions import AllowAny, IsAdminUser
+from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from nodes.authentication import IsNode, NodeTokenAuthentication
 from nodes.models import Node
-from nodes.services import node_disable, node_drain, node_enable, node_for_token, node_heartbeat
-from portal.errors import PortalError
-
-log = logging.getLogger("nodes.heartbeat")
-
+from nodes.selectors import with_running_count
+from nodes.services import node_disable, node_drain, node_enable, node_heartbeat
 
 # Bounds of what an agent may report: beyond any real machine, so a report outside them is a
 # broken or hostile agent, refused (400, naming the field) before anything is stored.
@@ -106,7 +99,7 @@ class HeartbeatAnswer(serializers.Serializer):
 
 class NodeSerializer(serializers.ModelSerializer):
     status = serializers.SerializerMethodField()
-    running_jobs = serializers.IntegerField(read_only=True)
+    running_jobs = serializers.IntegerField(source="running_count", read_only=True)
 
     class Meta:
         model = Node
@@ -125,19 +118,17 @@ class NodeSerializer(serializers.ModelSerializer):
             "memory_total",
             "memory_used",
             "engines",
+            "warm_engines",
             "last_heartbeat_at",
             "running_jobs",
         ]
 
     def get_status(self, node) -> str:
-        return node.status(busy=getattr(node, "running_jobs", 0) > 0)
+        return node.status(busy=getattr(node, "running_count", 0) > 0)
 
 
 def nodes_with_load():
-    """Nodes with the number of jobs running on each (jobs point here as `jobs`)."""
-    return Node.objects.annotate(
-        running_jobs=Count("jobs", filter=Q(jobs__state="running"))
-    ).order_by("name")
+    return with_running_count(Node.objects.order_by("name"))
 
 
 class NodeListView(ListAPIView):
@@ -153,29 +144,15 @@ class NodeListView(ListAPIView):
 class HeartbeatView(APIView):
     """A node's agent reports itself; `Authorization: Node <token>`."""
 
-    authentication_classes = []
-    permission_classes = [AllowAny]
+    authentication_classes = [NodeTokenAuthentication]
+    permission_classes = [IsNode]
 
     @extend_schema(request=HeartbeatInput, responses=HeartbeatAnswer, summary="Node heartbeat")
     def post(self, request):
-        header = get_authorization_header(request).split()
-        token = header[1].decode("latin-1") if len(header) == 2 and header[0] == b"Node" else ""
-        node = node_for_token(token)
-        if node is None:
-            log.warning(
-                "heartbeat refused: no node has the token sent from %s",
-                request.META.get("REMOTE_ADDR"),
-            )
-            raise PortalError(
-                "Unknown node token; send 'Authorization: Node <token>' with the token "
-                "`manage.py createnode` printed.",
-                code="node_token_invalid",
-                status_code=401,
-            )
         report = HeartbeatInput(data=request.data)
         report.is_valid(raise_exception=True)
         node = node_heartbeat(
-            node=node, report=report.validated_data, address=request.META.get("REMOTE_ADDR")
+            node=request.auth, report=report.validated_data, address=request.META.get("REMOTE_ADDR")
         )
         answer = {
             "name": node.name,
@@ -206,11 +183,4 @@ class NodeActionView(APIView):
         if node is None or action not in self.actions:
             raise NotFound("No such node or action.")
         self.actions[action](node=node, by=request.user)
-        LogEntry.objects.log_actions(
-            user_id=request.user.pk,
-            queryset=[node],
-            action_flag=CHANGE,
-            change_message=f"{action}d the node" if action != "drain" else "drained the node",
-            single_object=True,
-        )
         return Response(NodeSerializer(nodes_with_load().get(pk=pk)).data)

@@ -1,19 +1,12 @@
 """The node pool as the pool page and its WebSocket show it."""
 
-from django.db.models import Prefetch
-
 from nodes.models import Node
+from nodes.selectors import with_running_jobs
 
 
 def pool_snapshot() -> list[dict]:
-    """Every node with its status, GPUs, load and running jobs (jobs point here as `jobs`)."""
-    from django.apps import apps
-
-    Job = apps.get_model("jobs", "Job")
-    running = Job.objects.filter(state="running").only("id", "name", "kind", "gpu", "node_id")
-    nodes = Node.objects.order_by("name").prefetch_related(
-        Prefetch("jobs", queryset=running, to_attr="running")
-    )
+    """Every node with its status, GPUs, warm engines, load and running jobs."""
+    nodes = with_running_jobs(Node.objects.order_by("name"))
     return [
         {
             "id": node.pk,
@@ -28,6 +21,7 @@ def pool_snapshot() -> list[dict]:
             "memory_total": node.memory_total,
             "memory_used": node.memory_used,
             "gpus": node.gpus,
+            "warm_engines": node.warm_engines,
             "last_heartbeat_at": node.last_heartbeat_at.isoformat()
             if node.last_heartbeat_at
             else None,

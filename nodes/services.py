@@ -5,6 +5,7 @@ import logging
 import re
 import secrets
 
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -86,10 +87,20 @@ def node_heartbeat(*, node: Node, report: dict, address: str | None) -> Node:
     return node
 
 
-def _set(node: Node, *, by=None, **fields) -> Node:
+def _set(node: Node, *, by=None, verb: str, **fields) -> Node:
+    """Change a node's service fields; an operator's change goes into the admin's history of
+    the node (whether made in the admin, on the pool page or through the API)."""
     Node.objects.filter(pk=node.pk).update(**fields)
     node.refresh_from_db()
-    log.info("node %s: %s by %s", node.name, fields, by or "the system")
+    log.info("node %s %s by %s", node.name, verb, by or "the system")
+    if by is not None:
+        LogEntry.objects.log_actions(
+            user_id=by.pk,
+            queryset=[node],
+            action_flag=CHANGE,
+            change_message=f"{verb} the node",
+            single_object=True,
+        )
     transaction.on_commit(pool_changed)
     if node.enabled and not node.draining:
         transaction.on_commit(lambda: node_available.send(sender=Node, node=node))
@@ -98,14 +109,16 @@ def _set(node: Node, *, by=None, **fields) -> Node:
 
 def node_enable(*, node: Node, by=None) -> Node:
     """Take the node back into service: it receives jobs again."""
-    return _set(node, by=by, enabled=True, draining=False)
+    return _set(node, by=by, verb="enabled", enabled=True, draining=False)
 
 
 def node_disable(*, node: Node, by=None) -> Node:
-    """No new job goes to the node; jobs running there carry on."""
-    return _set(node, by=by, enabled=False)
+    """Take the node out of service: no new job goes to it, and the jobs running there go back
+    to the queue (their runners see it within a second and stop them; the scheduler's sweep
+    re-queues any whose runner does not answer), to run elsewhere."""
+    return _set(node, by=by, verb="disabled", enabled=False)
 
 
 def node_drain(*, node: Node, by=None) -> Node:
     """No new job goes to the node; jobs running there finish, then it stands idle."""
-    return _set(node, by=by, draining=True)
+    return _set(node, by=by, verb="drained", draining=True)

@@ -94,7 +94,8 @@ def api_exception_handler(exc, context):
             "fields": exc.detail if isinstance(exc.detail, dict) else {},
         }
     else:
-        code = next((c for cls, c in _CODES.items() if isinstance(exc, cls)), None)
+        # DRF's own classes by their names here; a subclass of ours carries its own code.
+        code = _CODES.get(type(exc))
         if code is None:
             codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else None
             code = codes if isinstance(codes, str) else "error"

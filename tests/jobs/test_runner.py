@@ -98,14 +98,13 @@ def test_inputs_are_fetched_into_the_scratch_directory(make_node, project, alice
         )
         .json()
     )
-    from portal.uploads.models import Upload
 
     job, _ = job_submit(
         project=project,
         by=alice,
         kind="sleep",
         params={},
-        inputs=[Upload.objects.get(pk=upload["id"])],
+        inputs=[upload["id"]],
     )
     place_and_run(job, enqueued)
     assert "input s.fasta: 7 bytes" in lines(job)
@@ -422,3 +421,30 @@ def test_a_runner_does_not_go_on_when_its_node_is_draining(make_node, submit, en
 
     second.refresh_from_db()
     assert second.state == State.QUEUED and second.node is None
+
+
+def test_disabling_a_node_sends_the_jobs_running_there_back_to_the_queue(
+    make_node, submit, enqueued, alice
+):
+    from django.contrib.admin.models import LogEntry
+
+    from nodes.services import node_disable
+
+    node = make_node(runner=True)
+    job = submit(params={"seconds": 60})
+    thread = in_thread(*placed(job, enqueued))
+    for _ in range(200):
+        if any(line.startswith("pid=") for line in lines(job)):
+            break
+        time.sleep(0.05)
+    pid = int(next(line for line in lines(job) if line.startswith("pid="))[4:])
+
+    node_disable(node=node, by=alice)
+    thread.join(10)
+
+    job.refresh_from_db()
+    assert (job.state, job.node_id) == (State.QUEUED, None)
+    assert job.transitions.last().reason == "its node was disabled"
+    assert not _alive(pid)
+    entry = LogEntry.objects.get(object_id=str(node.pk))
+    assert (entry.user, entry.change_message) == (alice, "disabled the node")
