@@ -5,6 +5,8 @@ import subprocess
 import sys
 import time
 
+from rest_framework import serializers
+
 from jobs.kinds import register
 from jobs.kinds.base import Command, JobKind
 
@@ -12,13 +14,15 @@ from jobs.kinds.base import Command, JobKind
 NOOP = [sys.executable, "-S", "-c", "import time; print('started', time.time())"]
 
 
+class NoopParams(serializers.Serializer):
+    n = serializers.IntegerField(required=False, help_text="tells otherwise equal jobs apart")
+
+
 class NoopKind(JobKind):
     name = "noop"
     title = "No-op (benchmarks)"
     gpu = "optional"
-
-    def validate(self, params, inputs, **context):
-        return params
+    Params = NoopParams
 
     def build(self, context):
         return Command(NOOP)

@@ -1,6 +1,6 @@
 from django.core.files.storage import default_storage
 from django.http import FileResponse, StreamingHttpResponse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import ListAPIView
@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from jobs.archive import archive_stream
 from jobs.filters import JobFilter
+from jobs.kinds import registry
 from jobs.models import Artifact, Job, JobTransition, Priority
 from jobs.selectors import events_after, job_for, jobs_visible_to
 from jobs.services import job_cancel, job_set_priority, job_submit
@@ -85,6 +86,23 @@ class JobInput(serializers.Serializer):
     )
 
 
+def submissions() -> dict[str, type[serializers.Serializer]]:
+    """The request body of POST /api/v1/jobs/ for each kind, for the schema: the common
+    fields, and `params` as the kind declares them."""
+    return {
+        name: type(
+            f"{name.title().replace('_', '')}JobInput",
+            (JobInput,),
+            {
+                "__module__": __name__,
+                "kind": serializers.ChoiceField(choices=[name]),
+                "params": kind.Params(required=False),
+            },
+        )
+        for name, kind in sorted(registry().items())
+    }
+
+
 class PriorityInput(serializers.Serializer):
     priority = serializers.ChoiceField(choices=Priority.labels)
 
@@ -119,7 +137,11 @@ class JobListView(ListAPIView):
         return jobs_visible_to(self.request.user).prefetch_related("job_inputs")
 
     @extend_schema(
-        request=JobInput,
+        request=PolymorphicProxySerializer(
+            component_name="JobSubmission",
+            serializers=submissions,
+            resource_type_field_name="kind",
+        ),
         responses={201: JobSerializer, 200: JobSerializer},
         summary="Submit a job (200 with the existing one when the same work is queued or running)",
     )

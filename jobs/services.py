@@ -116,10 +116,11 @@ def job_submit(
             f"The time limit is 1 to {settings.PORTAL_JOB_MAX_TIME_LIMIT} seconds.",
             code="time_limit_invalid",
         )
-    inputs = _uploads(project, inputs)
-    _check_inputs(job_kind, inputs)
     if not isinstance(params, dict):
         raise PortalError("Parameters are a JSON object.", code="params_invalid")
+    job_kind.clean_params(params)  # each field first: a script learns of all its mistakes
+    inputs = _uploads(project, inputs)
+    _check_inputs(job_kind, inputs)
     cleaned = job_kind.validate(params, inputs, user=by, project=project)
     gpu_memory = _gpu_memory(job_kind, cleaned, inputs)
     digest = fingerprint(kind, cleaned, [u.sha256 for u in inputs])

@@ -7,5 +7,5 @@ urlpatterns = [
     path("jobs/", views.job_list, name="jobs"),
     path("jobs/<id:pk>/", views.job_detail, name="job"),
     path("projects/<id:pk>/jobs/new/", views.job_new, name="job-new"),
-    path("projects/<id:pk>/jobs/new/train/", views.train_new, name="train-new"),
+    path("projects/<id:pk>/jobs/new/<slug:kind>/", views.job_new_kind, name="job-new-kind"),
 ]

@@ -1,15 +1,16 @@
 import json
 
-from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import Http404
 from django.shortcuts import redirect, render
+from rest_framework.exceptions import ValidationError
 
 from jobs.filters import JobFilter
-from jobs.kinds import registry
-from jobs.models import ACTIVE, Priority, State
+from jobs.forms import JobForm
+from jobs.kinds import get_kind, registry
+from jobs.models import ACTIVE, State
 from jobs.selectors import jobs_visible_to
 from jobs.services import job_submit
 from nodes.selectors import nodes_online
@@ -84,117 +85,46 @@ def job_detail(request, pk):
     )
 
 
-class JobForm(forms.Form):
-    kind = forms.ChoiceField()
-    name = forms.CharField(max_length=200, required=False)
-    priority = forms.ChoiceField(choices=[(p, p) for p in Priority.labels], initial="normal")
-    params = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 4}),
-        initial="{}",
-        help_text='Parameters as JSON, e.g. {"sleep": 10} for a check.',
-    )
-    inputs = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
-
-    def __init__(self, *args, uploads, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["kind"].choices = [(k, v.title or k) for k, v in sorted(registry().items())]
-        self.fields["inputs"].choices = [(u.pk, f"{u.name} ({u.kind})") for u in uploads]
-
-    def clean_params(self):
-        try:
-            params = json.loads(self.cleaned_data["params"] or "{}")
-        except ValueError as exc:
-            raise forms.ValidationError(f"This is not JSON: {exc}") from None
-        if not isinstance(params, dict):
-            raise forms.ValidationError("Parameters are a JSON object: {...}.")
-        return params
-
-
 @login_required
 def job_new(request, pk):
+    """Which kind of job: each kind the portal runs, with what it takes."""
     membership = page_membership(request, pk, role=Role.EDITOR)
-    project = membership.project
-    uploads = list(project.uploads.all())
-    initial = {"kind": request.GET.get("kind")}
-    if request.GET.get("model_job", "").isdigit():
-        initial["params"] = json.dumps({"model_job": int(request.GET["model_job"])})
-    form = JobForm(request.POST or None, uploads=uploads, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        try:
-            job, _ = job_submit(
-                project=project,
-                by=request.user,
-                kind=form.cleaned_data["kind"],
-                name=form.cleaned_data["name"],
-                params=form.cleaned_data["params"],
-                inputs=[int(i) for i in form.cleaned_data["inputs"]],
-                priority=form.cleaned_data["priority"],
-            )
-        except PortalError as exc:
-            form.add_error(None, str(exc.detail))
-        else:
-            return redirect("job", pk=job.pk)
-    return render(request, "jobs/new.html", {"project": project, "form": form})
-
-
-class TrainForm(forms.Form):
-    name = forms.CharField(max_length=200, required=False)
-    dataset = forms.ChoiceField(
-        help_text=(
-            "A CSV or TSV with a sequence and a label column, or a FASTA whose headers carry "
-            "label=…"
-        )
-    )
-    sequence_column = forms.CharField(max_length=200, initial="sequence", required=False)
-    label_column = forms.CharField(max_length=200, initial="label", required=False)
-    task = forms.ChoiceField(
-        choices=[("classification", "classification"), ("regression", "regression")]
-    )
-    epochs = forms.IntegerField(min_value=1, max_value=500, initial=10)
-    lr = forms.FloatField(label="Learning rate", min_value=1e-6, max_value=1.0, initial=1e-3)
-    batch_size = forms.IntegerField(min_value=1, max_value=4096, initial=64)
-    val_fraction = forms.FloatField(
-        label="Validation fraction", min_value=0.05, max_value=0.5, initial=0.2
-    )
-    seed = forms.IntegerField(min_value=0, max_value=2**31 - 1, initial=0)
-    notes = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=2000
-    )
-    priority = forms.ChoiceField(choices=[(p, p) for p in Priority.labels], initial="normal")
-
-    def __init__(self, *args, uploads, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["dataset"].choices = [
-            (u.pk, f"{u.name} ({u.kind}, {u.size:,} bytes)") for u in uploads
-        ]
+    kinds = [kind for _, kind in sorted(registry().items())]
+    return render(request, "jobs/new.html", {"project": membership.project, "kinds": kinds})
 
 
 @login_required
-def train_new(request, pk):
+def job_new_kind(request, pk, kind):
+    """A job of one kind: its form is built from the parameters the kind declares."""
     membership = page_membership(request, pk, role=Role.EDITOR)
     project = membership.project
-    uploads = list(project.uploads.filter(kind__in=["csv", "tsv", "fasta"]))
-    form = TrainForm(request.POST or None, uploads=uploads)
+    job_kind = get_kind(kind)
+    if job_kind is None:
+        raise Http404("No such kind of job.")
+    uploads = list(project.uploads.all())
+    form = JobForm(
+        request.POST or None,
+        kind=job_kind,
+        uploads=uploads,
+        initial={k: v for k, v in request.GET.items() if k in job_kind.Params().fields},
+    )
     if request.method == "POST" and form.is_valid():
-        data = dict(form.cleaned_data)
-        upload = next(u for u in uploads if str(u.pk) == data.pop("dataset"))
-        name, priority = data.pop("name"), data.pop("priority")
-        for column in ("sequence_column", "label_column"):
-            data[column] = data[column] or form.fields[column].initial
         try:
             job, _ = job_submit(
                 project=project,
                 by=request.user,
-                kind="train",
-                name=name or f"train on {upload.name}",
-                params=data,
-                inputs=[upload.pk],
-                priority=priority,
+                kind=kind,
+                name=form.cleaned_data["name"],
+                params=form.params(),
+                inputs=form.input_ids(),
+                priority=form.cleaned_data["priority"],
             )
+        except ValidationError as exc:
+            form.show_errors(exc.detail)
         except PortalError as exc:
             form.add_error(None, str(exc.detail))
         else:
             return redirect("job", pk=job.pk)
-    return render(
-        request, "jobs/train_new.html", {"project": project, "form": form, "uploads": uploads}
-    )
+    templates = [f"jobs/new_{kind}.html", "jobs/new_kind.html"]
+    context = {"project": project, "kind": job_kind, "form": form}
+    return render(request, templates, context)

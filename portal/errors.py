@@ -30,6 +30,12 @@ class PortalError(exceptions.APIException):
         super().__init__(detail, code)
 
 
+class ParamsInvalid(exceptions.ValidationError):
+    """A job's parameters, field by field (`fields` names each)."""
+
+    default_code = "params_invalid"
+
+
 # DRF's own exceptions, named for scripts.
 _CODES = {
     exceptions.NotAuthenticated: "not_authenticated",
@@ -89,7 +95,7 @@ def api_exception_handler(exc, context):
         )
     if isinstance(exc, exceptions.ValidationError):
         body = {
-            "code": "invalid",
+            "code": "invalid" if type(exc) is exceptions.ValidationError else exc.default_code,
             "detail": "; ".join(_flatten(exc.detail)) or "The request is invalid.",
             "fields": exc.detail if isinstance(exc.detail, dict) else {},
         }

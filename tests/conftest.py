@@ -290,7 +290,9 @@ class Stack:
         self.scheduler = ManagedProcess("scheduler", ["runscheduler"], **self.env)
         self.nodes: dict[str, ManagedProcess] = {}
 
-    def add_nodes(self, *names: str, cpu_slots: int = 1) -> None:
+    def add_nodes(self, *names: str, cpu_slots: int = 1, **env) -> None:
+        """Start nodes (`runnode`), with more environment for them if given (PORTAL_FAKE_GPUS
+        gives one GPUs)."""
         from nodes.models import Node
         from nodes.services import node_create
 
@@ -300,7 +302,7 @@ class Stack:
                 name,
                 ["runnode", name, "--portal", self.url],
                 PORTAL_NODE_TOKEN=token,
-                **self.env,
+                **{**self.env, **env},
             )
         for name in names:
             node = self.nodes[name]

@@ -5,10 +5,24 @@ go silent or fail); `counter` runs in a resident engine (tests/jobprograms.py) t
 often it loaded.
 """
 
+import os
 import sys
+
+from rest_framework import serializers
 
 from jobs.kinds import register
 from jobs.kinds.base import Command, JobKind
+
+
+class SleepParams(serializers.Serializer):
+    seconds = serializers.FloatField(min_value=0, required=False)
+    lines = serializers.IntegerField(min_value=0, required=False)
+    silent = serializers.BooleanField(required=False)
+    exit = serializers.IntegerField(min_value=0, max_value=255, required=False)
+    ignore_term = serializers.BooleanField(required=False)
+    say = serializers.CharField(required=False)
+    gib = serializers.IntegerField(min_value=0, required=False, help_text="GPU memory it needs")
+    n = serializers.JSONField(required=False, help_text="tells otherwise equal jobs apart")
 
 
 class SleepKind(JobKind):
@@ -16,9 +30,10 @@ class SleepKind(JobKind):
     title = "Sleep (tests)"
     gpu = "optional"
     max_inputs = 2
+    Params = SleepParams
 
-    def validate(self, params, inputs, **context):
-        return params
+    def gpu_memory(self, params, inputs):
+        return params.get("gib", 0) * 2**30 or None
 
     def build(self, context):
         argv = [sys.executable, "-m", "tests.jobprograms", "sleep", str(context.out)]
@@ -30,18 +45,56 @@ class SleepKind(JobKind):
         return Command(argv)
 
 
+class CounterParams(serializers.Serializer):
+    seconds = serializers.FloatField(min_value=0, required=False)
+    ignore_cancel = serializers.BooleanField(required=False)
+    fail = serializers.BooleanField(required=False)
+    n = serializers.IntegerField(required=False, help_text="tells otherwise equal jobs apart")
+
+
 class CounterKind(JobKind):
     name = "counter"
     title = "Counter engine (tests)"
     gpu = "optional"
     engine = "tests.jobprograms.CounterEngine"
+    Params = CounterParams
 
-    def validate(self, params, inputs, **context):
-        return params
+    def engine_environment(self):
+        return {"COUNTER_GREETING": "hello"}
+
+    def engine_options(self):
+        # The node's configuration: read where the engine starts, as a kind's weights path is.
+        return {"memory": int(os.environ.get("COUNTER_ENGINE_MEMORY", "0"))}
 
     def engine_request(self, context):
         return {**context.params, "out": str(context.out)}
 
 
-for kind in (SleepKind(), CounterKind()):
+class EngineParams(serializers.Serializer):
+    n = serializers.IntegerField(required=False, help_text="tells otherwise equal jobs apart")
+
+
+class SlowLoadKind(JobKind):
+    name = "slowload"
+    title = "Slowly loading engine (tests)"
+    gpu = "optional"
+    engine = "tests.jobprograms.SlowLoadEngine"
+    Params = EngineParams
+
+    def engine_request(self, context):
+        return {}
+
+
+class BrokenKind(JobKind):
+    name = "broken"
+    title = "Engine that cannot load (tests)"
+    gpu = "optional"
+    engine = "tests.jobprograms.BrokenEngine"
+    Params = EngineParams
+
+    def engine_request(self, context):
+        return {}
+
+
+for kind in (SleepKind(), CounterKind(), SlowLoadKind(), BrokenKind()):
     register(kind)

@@ -39,16 +39,23 @@ def sleep(out, seconds, lines, silent, exit_code, ignore_term, say, *inputs):
 
 
 class CounterEngine(Engine):
-    """Counts its loads: a resident engine loads once however many jobs it runs."""
+    """Counts its loads: a resident engine loads once however many jobs it runs. Says where it
+    runs, what its kind's environment and the node's options gave it, and holds the GPU
+    memory the options say (`memory`, bytes: a stand-in for a model's weights)."""
 
     loads = 0
 
     def load(self, options):
         import time
 
+        print(f"greeting={os.environ.get('COUNTER_GREETING')} options={options}", flush=True)
         time.sleep(0.5)  # a model takes a while to load
         CounterEngine.loads += 1
         self.jobs = 0
+        self.memory = int(options.get("memory", 0))
+
+    def memory_held(self):
+        return self.memory
 
     def run(self, request, job):
         import os
@@ -57,7 +64,10 @@ class CounterEngine(Engine):
         from jobs import report
 
         self.jobs += 1
-        print(f"loads={CounterEngine.loads} jobs={self.jobs} pid={os.getpid()}")
+        print(
+            f"loads={CounterEngine.loads} jobs={self.jobs} pid={os.getpid()} slot={self.slot} "
+            f"gpu={self.gpu}"
+        )
         report.progress(10, "counting")
         end = time.monotonic() + float(request.get("seconds", 0))
         while time.monotonic() < end:
@@ -70,6 +80,29 @@ class CounterEngine(Engine):
         with open(os.path.join(request["out"], "count.txt"), "w") as f:
             f.write(f"{CounterEngine.loads} {self.jobs}\n")
         report.progress(100, "counted")
+
+
+class SlowLoadEngine(Engine):
+    """Takes a minute to load, saying so as it goes (a large model)."""
+
+    def load(self, options):
+        for second in range(60):
+            print(f"loading weights: {second}/60 s", flush=True)
+            time.sleep(1)
+
+    def run(self, request, job):
+        print("ran")
+
+
+class BrokenEngine(Engine):
+    """Cannot load: its weights are missing."""
+
+    def load(self, options):
+        print("looking for the weights", flush=True)
+        raise FileNotFoundError("no weights at /nowhere/model.ckpt; run `fetch-weights` first")
+
+    def run(self, request, job):
+        print("never")
 
 
 if __name__ == "__main__":

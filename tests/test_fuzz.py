@@ -103,7 +103,7 @@ def build_lab(project, alice, api) -> dict:
         upload(api, alice, project, "lig.sdf", METHANE_SDF),
     ]
     done = finished_job(project, alice, node)
-    queued, _ = job_submit(project=project, by=alice, kind="sleep", params={"s": 1}, inputs=[])
+    queued, _ = job_submit(project=project, by=alice, kind="sleep", params={"n": 1}, inputs=[])
     spare, _ = token_create(user=alice, name="spare")
     _, key = token_create(user=alice, name="fuzzer")
     return {
@@ -468,10 +468,13 @@ def test_json_nested_past_the_limit_is_refused_and_just_within_it_is_read(lab_he
     for _ in range(MAX_DEPTH - 2):
         deep["a"] = {}
         deep = deep["a"]
-    assert call("POST", "/api/v1/jobs/", within).status_code == 201
+    # Read, then refused for what it says: no kind takes a parameter "a".
+    response = call("POST", "/api/v1/jobs/", within)
+    assert response.status_code == 400 and response.json()["code"] == "params_invalid"
     deep["a"] = {}
     response = call("POST", "/api/v1/jobs/", within)
-    assert response.status_code == 400 and "nested too deeply" in response.json()["detail"]
+    assert response.status_code == 400 and response.json()["code"] == "parse_error"
+    assert "nested too deeply" in response.json()["detail"]
 
 
 def test_a_body_over_the_size_limit_is_a_413_on_every_json_operation(lab_here):
@@ -626,7 +629,7 @@ def test_hostile_websocket_messages_neither_break_a_stream_nor_the_server(
     from jobs.models import Job
 
     node = node_create(name="gpu02")[0]
-    job, _ = job_submit(project=project, by=alice, kind="sleep", params={"ws": 1}, inputs=[])
+    job, _ = job_submit(project=project, by=alice, kind="sleep", params={"n": 2}, inputs=[])
     Job.objects.filter(pk=job.pk).update(node=node, slot=0, placement=1)
     job_start(job_id=job.pk, placement=1, node_name=node.name, boot_id="b")
     base = portal_server.url.replace("http://", "ws://")

@@ -3,9 +3,14 @@
 A kind is a plug-in in a module of its own (`jobs/kinds/check.py`, …) registered by one line in
 `jobs/kinds/__init__.py`. It:
 
-- `validate`s parameters and inputs at submission (knowing who submits to which project),
-  raising `PortalError` with a message for a scientist, and returns the cleaned parameters that
-  are stored with the job;
+- declares its parameters once, as a DRF serializer (`Params`): that declaration validates
+  submissions (unknown parameters refused, defaults filled in, a 400 naming each bad field),
+  documents them in the API's schema (one request schema per kind) and builds the kind's
+  form on the new-job page;
+- `validate`s what one field cannot say alone, and its inputs, at submission (knowing who
+  submits to which project), raising `PortalError` with a message for a scientist, and
+  returns the cleaned parameters that are stored with the job;
+- may estimate the GPU memory a job needs (`gpu_memory`), once, at submission;
 - names any `extra_inputs` the node must fetch besides the uploads (another job's artifact, such
   as a trained model);
 - `build`s what runs on the node: a `Command` (a fresh subprocess per job) or, for a kind
@@ -21,6 +26,10 @@ with the marker of jobs/report.py carries a metric point or a progress change.
 
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from rest_framework import serializers
+
+from portal.errors import ParamsInvalid
 
 
 @dataclass
@@ -45,9 +54,15 @@ class RunContext:
     extras: dict[str, Path] = field(default_factory=dict)  # extra inputs, by name
 
 
+class NoParams(serializers.Serializer):
+    """A kind that takes no parameters."""
+
+
 class JobKind:
     name: str = ""
     title: str = ""
+    # The parameters, declared once (see above).
+    Params: type[serializers.Serializer] = NoParams
     # "none": CPU slots only; "optional": a GPU slot if free, else a CPU slot; "required".
     gpu: str = "optional"
     # Engines (as the node agent reports them: "torch", "boltz") a node must have ready.
@@ -59,9 +74,24 @@ class JobKind:
     # Set to an engine name to run in a resident engine process instead of a subprocess.
     engine: str | None = None
 
+    def clean_params(self, params: dict) -> dict:
+        """The parameters as `Params` declares them, defaults filled in; unknown or bad ones
+        are refused with a 400 naming each (`params.<name>: why`)."""
+        declared = self.Params(data=params)
+        errors = {
+            name: [f"Unknown parameter; {self.name} takes {', '.join(declared.fields) or 'none'}."]
+            for name in sorted(set(params) - set(declared.fields))
+        }
+        if not declared.is_valid():
+            errors.update(declared.errors)
+        if errors:
+            raise ParamsInvalid({"params": errors})
+        return dict(declared.validated_data)
+
     def validate(self, params: dict, inputs: list, *, user=None, project=None) -> dict:
-        """Check parameters (and the uploads given as inputs); return the cleaned parameters."""
-        return params
+        """Check parameters (and the uploads given as inputs); return the cleaned parameters.
+        By default what `Params` declares; a kind adds the checks one field cannot make."""
+        return self.clean_params(params)
 
     def extra_inputs(self, params: dict) -> list[dict]:
         """Files besides the uploads the node fetches into `in/`: dicts of `name`,

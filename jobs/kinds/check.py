@@ -3,35 +3,31 @@ works, boltz and whether its weights are present, as log lines and `check.json`.
 
 import sys
 
+from rest_framework import serializers
+
 from jobs.kinds.base import Command, JobKind, RunContext
-from portal.errors import PortalError
 
 MAX_SLEEP = 3600
+
+
+class CheckParams(serializers.Serializer):
+    sleep = serializers.FloatField(
+        min_value=0,
+        max_value=MAX_SLEEP,
+        default=0,
+        help_text="Seconds to wait first, printing a line a second (to try cancel and the pool).",
+    )
 
 
 class CheckKind(JobKind):
     name = "check"
     title = "Node check"
     gpu = "optional"
+    Params = CheckParams
 
     def validate(self, params: dict, inputs: list, **context) -> dict:
-        unknown = set(params) - {"sleep"}
-        if unknown:
-            raise PortalError(
-                f"Unknown parameter(s) for check: {', '.join(sorted(unknown))}; "
-                "it takes only 'sleep'.",
-                code="params_invalid",
-            )
-        sleep = params.get("sleep", 0)
-        if (
-            isinstance(sleep, bool)
-            or not isinstance(sleep, int | float)
-            or not 0 <= sleep <= MAX_SLEEP
-        ):
-            raise PortalError(
-                f"'sleep' is a number of seconds from 0 to {MAX_SLEEP}.", code="params_invalid"
-            )
-        return {"sleep": sleep} if sleep else {}
+        cleaned = self.clean_params(params)
+        return {"sleep": cleaned["sleep"]} if cleaned["sleep"] else {}
 
     def build(self, context: RunContext) -> Command:
         argv = [sys.executable, "-m", "jobs.programs.check", "--out", str(context.out)]

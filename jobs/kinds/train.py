@@ -4,10 +4,12 @@
 import sys
 
 from django.core.files.storage import default_storage
+from rest_framework import serializers
 
 from jobs.kinds.base import Command, JobKind, RunContext
 from jobs.programs import seqdata
 from portal.errors import PortalError
+from portal.ids import IdField
 
 TASKS = ("classification", "regression")
 MIN_ROWS = 20
@@ -17,26 +19,36 @@ def invalid(message: str) -> PortalError:
     return PortalError(message, code="params_invalid")
 
 
-def _number(params, name, default, low, high, integer=False):
-    value = params.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise invalid(f"'{name}' is a number from {low} to {high}.")
-    if integer and value != int(value):
-        raise invalid(f"'{name}' is a whole number from {low} to {high}.")
-    if not low <= value <= high:
-        raise invalid(f"'{name}' must lie between {low} and {high}; {value} is out of range.")
-    return int(value) if integer else float(value)
-
-
-def _column(params, name, default):
-    value = params.get(name, default)
-    if not isinstance(value, str) or not value.strip() or len(value) > 200:
-        raise invalid(f"'{name}' names a column of the table.")
-    return value.strip()
+def column(default: str, what: str):
+    return serializers.CharField(max_length=200, default=default, help_text=what)
 
 
 def _dataset_error(exc: seqdata.DatasetError, upload) -> PortalError:
     return PortalError(f"{upload.name}: {exc}", code="dataset_invalid")
+
+
+class TrainParams(serializers.Serializer):
+    task = serializers.ChoiceField(
+        choices=TASKS,
+        default="classification",
+        help_text="Classify the labels, or predict their numbers (regression).",
+    )
+    epochs = serializers.IntegerField(min_value=1, max_value=500, default=10)
+    lr = serializers.FloatField(min_value=1e-6, max_value=1.0, default=1e-3, label="Learning rate")
+    batch_size = serializers.IntegerField(min_value=1, max_value=4096, default=64)
+    val_fraction = serializers.FloatField(
+        min_value=0.05,
+        max_value=0.5,
+        default=0.2,
+        label="Validation fraction",
+        help_text="The share of rows held out to validate on.",
+    )
+    seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
+    notes = serializers.CharField(
+        max_length=2000, allow_blank=True, default="", style={"base_template": "textarea.html"}
+    )
+    sequence_column = column("sequence", "The table's column holding the sequences.")
+    label_column = column("label", "The table's column holding the labels.")
 
 
 class TrainKind(JobKind):
@@ -46,42 +58,10 @@ class TrainKind(JobKind):
     requires = ("torch",)
     min_inputs = max_inputs = 1
     input_kinds = ("csv", "tsv", "fasta")
-    PARAMS = {
-        "task",
-        "epochs",
-        "lr",
-        "batch_size",
-        "val_fraction",
-        "seed",
-        "notes",
-        "sequence_column",
-        "label_column",
-    }
+    Params = TrainParams
 
     def validate(self, params: dict, inputs: list, **context) -> dict:
-        unknown = set(params) - self.PARAMS
-        if unknown:
-            raise invalid(
-                f"Unknown parameter(s) for train: {', '.join(sorted(unknown))}; it takes "
-                f"{', '.join(sorted(self.PARAMS))}."
-            )
-        task = params.get("task", "classification")
-        if task not in TASKS:
-            raise invalid(f"'task' is classification or regression, not '{task}'.")
-        notes = params.get("notes", "")
-        if not isinstance(notes, str) or len(notes) > 2000:
-            raise invalid("'notes' is text of at most 2000 characters.")
-        cleaned = {
-            "task": task,
-            "epochs": _number(params, "epochs", 10, 1, 500, integer=True),
-            "lr": _number(params, "lr", 1e-3, 1e-6, 1.0),
-            "batch_size": _number(params, "batch_size", 64, 1, 4096, integer=True),
-            "val_fraction": _number(params, "val_fraction", 0.2, 0.05, 0.5),
-            "seed": _number(params, "seed", 0, 0, 2**31 - 1, integer=True),
-            "notes": notes,
-            "sequence_column": _column(params, "sequence_column", "sequence"),
-            "label_column": _column(params, "label_column", "label"),
-        }
+        cleaned = self.clean_params(params)
         upload = inputs[0]
         # The dataset is read now, so a bad one is refused here and not found out on a node.
         try:
@@ -92,7 +72,7 @@ class TrainKind(JobKind):
                     cleaned["sequence_column"],
                     cleaned["label_column"],
                 )
-            seqdata.check_labeled(rows, task, MIN_ROWS)
+            seqdata.check_labeled(rows, cleaned["task"], MIN_ROWS)
         except seqdata.DatasetError as exc:
             raise _dataset_error(exc, upload) from None
         if round(len(rows) * cleaned["val_fraction"]) < 1:
@@ -119,6 +99,11 @@ class TrainKind(JobKind):
         )
 
 
+class ScoreParams(serializers.Serializer):
+    model_job = IdField(help_text="A succeeded train job whose model scores the sequences.")
+    sequence_column = column("sequence", "The table's column holding the sequences.")
+
+
 class ScoreKind(JobKind):
     name = "score"
     title = "Score sequences with a trained model"
@@ -126,20 +111,14 @@ class ScoreKind(JobKind):
     requires = ("torch",)
     min_inputs = max_inputs = 1
     input_kinds = ("csv", "tsv", "fasta")
+    Params = ScoreParams
 
     def validate(self, params: dict, inputs: list, *, user=None, project=None, **context) -> dict:
         from jobs.models import State
         from jobs.selectors import jobs_visible_to
 
-        unknown = set(params) - {"model_job", "sequence_column"}
-        if unknown:
-            raise invalid(
-                f"Unknown parameter(s) for score: {', '.join(sorted(unknown))}; it takes "
-                "model_job and sequence_column."
-            )
-        model_job = params.get("model_job")
-        if isinstance(model_job, bool) or not isinstance(model_job, int):
-            raise invalid("'model_job' is the id of a succeeded train job.")
+        cleaned = self.clean_params(params)
+        model_job = cleaned["model_job"]
         source = jobs_visible_to(user).filter(pk=model_job).first() if user else None
         if source is None or source.kind != "train":
             raise invalid(f"There is no train job {model_job} you can see.")
@@ -150,10 +129,6 @@ class ScoreKind(JobKind):
             raise invalid(
                 f"Train job {model_job} is {source.state}; only a succeeded one has a model."
             )
-        cleaned = {
-            "model_job": model_job,
-            "sequence_column": _column(params, "sequence_column", "sequence"),
-        }
         upload = inputs[0]
         try:
             with default_storage.open(upload.storage_key, "rb") as raw:

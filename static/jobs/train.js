@@ -2,10 +2,10 @@
 // FASTA headers carry, so the scientist picks the sequence and label columns from what is there.
 (function () {
   "use strict";
-  const form = document.getElementById("train-form");
+  const form = document.getElementById("job-form");
   if (!form) return;
-  const dataset = document.getElementById("id_dataset");
-  // Not form.dataset: the form's field named "dataset" shadows it.
+  const dataset = document.getElementById("id_inputs");
+  // Read as an attribute: a form field of that name would shadow form.dataset.
   const previewUrl = form.getAttribute("data-preview");
   const preview = document.getElementById("preview");
   const columnsBox = document.getElementById("columns");

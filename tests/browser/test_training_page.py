@@ -31,7 +31,7 @@ def test_a_scientist_starts_training_and_watches_the_loss_chart_grow(
     assert "non-binder" in page.inner_text("#preview table")
     page.fill("#id_epochs", "12")
     page.fill("#id_name", "RGD binders")
-    page.click("#train-form button[type=submit]")
+    page.click("#job-form button[type=submit]")
     page.wait_for_url(f"{orm_stack.url}/jobs/*/")
 
     chart = "figure[data-metric=train_loss]"

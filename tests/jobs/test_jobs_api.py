@@ -62,10 +62,10 @@ def test_a_finished_job_does_not_count_as_the_same_work(project, alice, api):
         (
             {"params": {"sleep": 4000}},
             "params_invalid",
-            "'sleep' is a number of seconds from 0 to 3600",
+            "params.sleep: Ensure this value is less than or equal to 3600.",
         ),
-        ({"params": {"sleep": "soon"}}, "params_invalid", "'sleep' is a number"),
-        ({"params": {"wait": 1}}, "params_invalid", "Unknown parameter(s) for check: wait"),
+        ({"params": {"sleep": "soon"}}, "params_invalid", "params.sleep: A valid number"),
+        ({"params": {"wait": 1}}, "params_invalid", "params.wait: Unknown parameter; check takes"),
         ({"priority": "urgent"}, "invalid", "priority"),
         ({"time_limit": 10**9}, "time_limit_invalid", "time limit"),
         ({"params": [1, 2]}, "params_invalid", "JSON object"),

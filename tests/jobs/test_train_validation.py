@@ -82,22 +82,28 @@ def submit(api, user, project, upload_id, **params):
             "dataset_invalid",
             "no rows with both a sequence and a label",
         ),
-        ("d.csv", GOOD, {"epochs": 0}, "params_invalid", "'epochs' must lie between 1 and 500"),
-        ("d.csv", GOOD, {"epochs": 2.5}, "params_invalid", "'epochs' is a whole number"),
-        ("d.csv", GOOD, {"lr": "fast"}, "params_invalid", "'lr' is a number"),
+        (
+            "d.csv",
+            GOOD,
+            {"epochs": 0},
+            "params_invalid",
+            "params.epochs: Ensure this value is greater than or equal to 1.",
+        ),
+        ("d.csv", GOOD, {"epochs": 2.5}, "params_invalid", "params.epochs: A valid integer"),
+        ("d.csv", GOOD, {"lr": "fast"}, "params_invalid", "params.lr: A valid number"),
         (
             "d.csv",
             GOOD,
             {"task": "clustering"},
             "params_invalid",
-            "'task' is classification or regression",
+            'params.task: "clustering" is not a valid choice.',
         ),
         (
             "d.csv",
             GOOD,
             {"optimizer": "sgd"},
             "params_invalid",
-            "Unknown parameter(s) for train: optimizer",
+            "params.optimizer: Unknown parameter; train takes task, epochs,",
         ),
     ],
 )
@@ -193,7 +199,7 @@ def test_the_training_page_submits_a_train_job(client, alice, project, api):
     response = client.post(
         f"/projects/{project.pk}/jobs/new/train/",
         {
-            "dataset": dataset,
+            "inputs": dataset,
             "sequence_column": "sequence",
             "label_column": "label",
             "task": "classification",
@@ -211,7 +217,7 @@ def test_the_training_page_submits_a_train_job(client, alice, project, api):
     bad = client.post(
         f"/projects/{project.pk}/jobs/new/train/",
         {
-            "dataset": dataset,
+            "inputs": dataset,
             "label_column": "nope",
             "task": "classification",
             "epochs": 4,
