@@ -42,7 +42,7 @@ lint: $(VENV)/.installed-dev
 
 # With DATABASE_URL set (CI: PostgreSQL), what depends on the database runs once more on the
 # embedded default, SQLite.
-SQLITE_TESTS := tests/test_fuzz.py
+SQLITE_TESTS := tests/test_fuzz.py tests/jobs tests/nodes
 
 test: lint node_modules/.installed
 	$(BIN)/python -m pytest

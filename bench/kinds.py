@@ -1,6 +1,7 @@
 """What the benchmarks run: `noop`, a job whose process only says when it started, and the
 bare Django-Q2 task it is compared with."""
 
+import os
 import subprocess
 import sys
 import time
@@ -36,4 +37,4 @@ def bare_task(log_path: str, submitted: float) -> None:
     out = subprocess.run(NOOP, capture_output=True, text=True, check=True).stdout
     started = float(out.split()[1])
     with open(log_path, "a") as log:
-        log.write(f"{submitted} {started} {time.time()}\n")
+        log.write(f"{submitted} {started} {time.time()} {os.getpid()}\n")

@@ -14,7 +14,7 @@ was cancelled, re-queued or placed again, is dropped.
 
 from collections.abc import Iterable
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from jobs import live, sql
@@ -53,7 +53,7 @@ def transition(
         if output:
             fields = {**_output_fields(output, current.metrics, now), **fields}
         seq = current.event_seq + len(output) + 1
-        sql.update(Job, "id = %s", [job.pk], {"state": to, "event_seq": seq, **fields})
+        Job.objects.filter(pk=job.pk).update(state=to, event_seq=seq, **fields)
         attempt = fields.get("attempt", current.attempt)
         _record_transition(job.pk, current.state, to, reason, by, attempt, current_node, now)
         _insert_events(
@@ -79,9 +79,16 @@ def record_queued(job_id: int, reason: str, by, at) -> None:
 
 
 def _record_transition(job_id, from_state, to, reason, by, attempt, node, at) -> None:
-    fields = {"job": job_id, "from_state": from_state, "to_state": to, "reason": reason}
-    fields |= {"by": getattr(by, "pk", by), "attempt": attempt, "node": node or "", "at": at}
-    sql.insert(JobTransition, [fields])
+    JobTransition.objects.create(
+        job_id=job_id,
+        from_state=from_state,
+        to_state=to,
+        reason=reason,
+        by_id=getattr(by, "pk", by),
+        attempt=attempt,
+        node=node or "",
+        at=at,
+    )
 
 
 def _lock(job_id: int, placement, from_state, node_name) -> tuple[Job | None, str | None]:
@@ -89,33 +96,31 @@ def _lock(job_id: int, placement, from_state, node_name) -> tuple[Job | None, st
     None) if it does not match."""
     conditions = {"placement": placement, "state": from_state, "node_name": node_name}
     found = sql.job_locked(job_id, {k: v for k, v in conditions.items() if v is not None})
-    return found or (None, None)
+    return (found, found.locked_node_name) if found else (None, None)
 
 
 def _insert_events(job_id: int, placement: int, first_seq: int, events: list[dict], now) -> None:
     """Store events numbered from `first_seq`; the caller holds the job's row locked and
     moves its `event_seq` on in the same transaction."""
-    records = [
-        {
-            "job": job_id,
-            "seq": first_seq + i,
-            "type": event["type"],
-            "data": {k: v for k, v in event.items() if k != "type"},
-            "placement": placement,
-            "created_at": now,
-        }
+    records = JobEvent.objects.bulk_create(
+        JobEvent(
+            job_id=job_id,
+            seq=first_seq + i,
+            type=event["type"],
+            data={k: v for k, v in event.items() if k != "type"},
+            placement=placement,
+            created_at=now,
+        )
         for i, event in enumerate(events)
-    ]
-    sql.insert(JobEvent, records)
-    at = now.isoformat()
-    messages = [{"id": r["seq"], "type": r["type"], "at": at, **r["data"]} for r in records]
+    )
+    messages = [record.as_message() for record in records]
     transaction.on_commit(lambda: live.publish(job_id, messages))
 
 
 def note(job: Job, line: str) -> None:
     """A log line from the portal itself, for a job whose row the caller holds locked."""
     seq = job.event_seq + 1
-    sql.update(Job, "id = %s", [job.pk], {"event_seq": seq})
+    Job.objects.filter(pk=job.pk).update(event_seq=seq)
     _insert_events(
         job.pk, job.placement, seq, [{"type": EventType.LOG, "line": line}], timezone.now()
     )
@@ -129,19 +134,21 @@ def events_append(*, job_id: int, placement: int, events: Iterable[dict], durabl
     events = list(events)
     now = timezone.now()
     with transaction.atomic():
-        if not durable and connection.vendor == "postgresql":
-            # A runner's output need not wait for the disk: a database crash may lose the
-            # last moment of it (events and their numbers together), never a job's state.
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        job = sql.job_run_locked(job_id, placement, State.RUNNING)
+        if not durable:
+            sql.commit_without_waiting()
+        job = (
+            Job.objects.select_for_update()
+            .filter(pk=job_id, placement=placement, state=State.RUNNING)
+            .values("event_seq", "metrics")
+            .first()
+        )
         if job is None:
             return False
         if not events:
             return True
         fields = {"event_seq": job["event_seq"] + len(events)}
         fields |= _output_fields(events, job["metrics"], now)
-        sql.update(Job, "id = %s", [job_id], fields)
+        Job.objects.filter(pk=job_id).update(**fields)
         _insert_events(job_id, placement, job["event_seq"] + 1, events, now)
     return True
 

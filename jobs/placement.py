@@ -17,6 +17,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, connections, transaction
+from django.db.models import Max
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -34,6 +35,33 @@ RUNNER = "jobs.runner.run_job"
 KEEP_MARGIN = 600
 # How many of each user's first waiting jobs (per priority) a placement pass reads at least.
 PER_USER = 20
+
+
+@dataclass(slots=True)
+class Waiting:
+    """What a placement pass needs of a waiting job (no model instance: a pass reads many)."""
+
+    id: int
+    kind: str
+    owner_id: int
+    priority: int
+    queued_at: object
+    placement: int
+    time_limit: int
+    gpu_memory: int | None
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+
+def _last_placed(owners: list[int]) -> dict:
+    """When each of these users last had a job placed."""
+    return dict(
+        Job.objects.filter(owner_id__in=owners, placed_at__isnull=False)
+        .values_list("owner_id")
+        .annotate(last=Max("placed_at"))
+    )
 
 
 def fair_order(jobs: list[Job], placed_per_owner: Counter, last_placed: dict) -> list[Job]:
@@ -110,17 +138,14 @@ def claim(job: Job, node: Node, slot: dict) -> bool:
     try:
         with transaction.atomic():
             # Only if nobody placed it meanwhile: then its placement number is the one read.
-            claimed = sql.update(
-                Job,
-                "id = %s AND state = %s AND node_id IS NULL AND placement = %s",
-                [job.pk, State.QUEUED, job.placement],
-                {
-                    "node": node.pk,
-                    "slot": slot["slot"],
-                    "gpu": slot["gpu"],
-                    "placed_at": timezone.now(),
-                    "placement": job.placement + 1,
-                },
+            claimed = Job.objects.filter(
+                pk=job.pk, state=State.QUEUED, node__isnull=True, placement=job.placement
+            ).update(
+                node=node,
+                slot=slot["slot"],
+                gpu=slot["gpu"],
+                placed_at=timezone.now(),
+                placement=job.placement + 1,
             )
             if not claimed:
                 return False
@@ -163,18 +188,18 @@ def _place(per_user: int, freed: FreedSlot | None) -> tuple[int, tuple[int, int]
     if not nodes:
         return 0, None
     placed_jobs = sql.jobs_placed([State.QUEUED, State.RUNNING])
-    occupied = {(node_id, slot) for node_id, slot, _ in placed_jobs}
+    occupied = {(j["node_id"], j["slot"]) for j in placed_jobs}
     free = {n.pk: [s for s in n.slots() if (n.pk, s["slot"]) not in occupied] for n in nodes}
     slots_free = sum(len(slots) for slots in free.values())
     if not slots_free:
         return 0, None
-    waiting = sql.jobs_waiting(State.QUEUED, max(per_user, slots_free))
+    waiting = [Waiting(**row) for row in sql.jobs_waiting(State.QUEUED, max(per_user, slots_free))]
     if not waiting:
         return 0, None
-    placed_per_owner = Counter(owner for _, _, owner in placed_jobs)
+    placed_per_owner = Counter(j["owner_id"] for j in placed_jobs)
     owners = sorted({j.owner_id for j in waiting})
     # Between users level on turns, the one served longest ago goes first.
-    last_placed = sql.last_placed(owners) if len(owners) > 1 else {}
+    last_placed = _last_placed(owners) if len(owners) > 1 else {}
     placed, kept = 0, None
     for job in fair_order(waiting, placed_per_owner, last_placed):
         kind = get_kind(job.kind)

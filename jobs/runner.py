@@ -24,8 +24,9 @@ from django.contrib.auth import get_user_model
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import F
 
-from jobs import report, sql
+from jobs import report
 from jobs.engine_client import EngineRun, make_room
 from jobs.kinds import get_kind
 from jobs.kinds.base import RunContext
@@ -35,6 +36,7 @@ from jobs.placement import FreedSlot, hand_over
 from jobs.processes import DONE, SubprocessRun
 from jobs.services import job_finish, job_requeue, job_start
 from portal.uploads.filenames import safe_filename
+from portal.uploads.models import Upload
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +133,10 @@ class JobRun:
     def fetch_inputs(self) -> tuple[list[Path], list[str], list[str]]:
         """Copy the inputs from storage into `in/`, checking their digests on the way."""
         paths, digests, kinds, taken = [], [], [], set()
-        for upload in sql.job_uploads(self.job.pk):
+        uploads = Upload.objects.filter(job_inputs__job_id=self.job.pk).annotate(
+            position=F("job_inputs__position")
+        )
+        for upload in uploads.order_by("position"):
             name = safe_filename(upload.name)
             if name in taken:
                 name = f"{upload.position}-{name}"
@@ -215,14 +220,20 @@ class JobRun:
     def check(self, started: float, last_output: float, now: float):
         """(superseded, why to stop) from the job's row and the clock."""
         job = self.job
-        row = sql.job_watch(job.pk)
+        row = (
+            Job.objects.filter(pk=job.pk)
+            .values(
+                "state", "placement", "cancel_requested", "cancel_requested_by", "node__enabled"
+            )
+            .first()
+        )
         if row is None or row["placement"] != self.placement or row["state"] != State.RUNNING:
             return True, None
         if row["cancel_requested"]:
             by = get_user_model().objects.filter(pk=row["cancel_requested_by"]).first()
             who = f" by {by.username}" if by else ""
             return False, Outcome(State.CANCELLED, f"cancelled{who}", by=by)
-        if not row["node_enabled"]:
+        if not row["node__enabled"]:
             return False, Outcome(State.QUEUED, "its node was disabled")
         if now - started > job.time_limit:
             return False, Outcome(

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from jobs import sql
@@ -127,10 +127,15 @@ def job_submit(
 
     with transaction.atomic():
         if not force:
-            _lock_submissions_of(project.pk, digest)
-            existing = sql.job_active_with(project.pk, digest, list(ACTIVE))
+            # Two submissions of the same work cannot both create a job.
+            sql.lock_submissions(project.pk, digest)
+            existing = (
+                Job.objects.filter(project=project, fingerprint=digest, state__in=ACTIVE)
+                .order_by("id")
+                .first()
+            )
             if existing is not None:
-                return Job.objects.get(pk=existing), False
+                return existing, False
         now = timezone.now()
         reason = f"submitted by {by.username}"
         # Born queued: its pending → queued transition is recorded as any other.
@@ -150,27 +155,13 @@ def job_submit(
             queued_at=now,
             event_seq=1,
         )
-        sql.insert(
-            JobInput,
-            [{"job": job.pk, "upload": u.pk, "position": i} for i, u in enumerate(inputs)],
+        JobInput.objects.bulk_create(
+            JobInput(job=job, upload=upload, position=i) for i, upload in enumerate(inputs)
         )
         record_queued(job.pk, reason, by, now)
     transaction.on_commit(place_soon)
     job.input_ids = [u.pk for u in inputs]
     return job, True
-
-
-def _lock_submissions_of(project_id: int, digest: str) -> None:
-    """Serialise submissions of the same work to one project, so two identical ones cannot
-    both be created. PostgreSQL: a transaction-scoped advisory lock on (project, work); SQLite
-    serialises every writing transaction already."""
-    if connection.vendor != "postgresql":
-        return
-    key = int.from_bytes(
-        hashlib.sha256(f"{project_id}:{digest}".encode()).digest()[:8], "big", signed=True
-    )
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
 
 
 def job_start(*, job_id: int, placement: int, node_name: str, boot_id: str) -> Job | None:
@@ -226,12 +217,9 @@ def job_finish(
             **extra,
         )
         if done:
-            sql.insert(
-                Artifact,
-                [
-                    {"job": job_id, "placement": placement, "created_at": timezone.now(), **a}
-                    for a in artifacts
-                ],
+            Artifact.objects.bulk_create(
+                Artifact(job_id=job_id, placement=placement, created_at=timezone.now(), **a)
+                for a in artifacts
             )
     return done is not None
 

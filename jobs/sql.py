@@ -1,15 +1,30 @@
-"""Plain SQL for the paths every job goes through several times (placing, starting, output,
-finishing), on PostgreSQL and SQLite alike.
+"""Every SQL text of the jobs app: the statements a profile showed the ORM to cost too much CPU
+on, and the two that have no ORM form. Rows are mapped by column name. Each statement has a
+test that runs on SQLite and on PostgreSQL (tests/jobs/test_sql.py).
 
-Building a query with the ORM costs about a millisecond of CPU here, more than PostgreSQL
-takes to run it; a job goes through some thirty of them, and on a busy pool that CPU is what
-limits how many jobs a second the portal dispatches (`bench/dispatch.py`). These helpers keep
-the ORM's field conversions (`get_db_prep_save`, `from_db_value`) and table and column names,
-and skip only the query building. Everything else uses the ORM.
+Why these: `bench/statements.py` runs trivial jobs the whole way in one process, counts each
+statement per job, and times it as plain SQL and as the ORM query it stands for (this
+process's CPU per call; the database's own work is the same). On PostgreSQL, 2026-11-29, on
+the 2-core development machine (µs per call, plain SQL / ORM; what the ORM adds per job):
+
+    statement                per job   plain   ORM    ORM adds
+    jobs_waiting (placement)     3.0      58   843    2.36 ms   kept here
+    jobs_placed (placement)      3.0      50   345    0.88 ms   kept here
+    job_locked (transitions)     2.0     212   598    0.77 ms   kept here
+    update of a job row          3.0      63   147    0.25 ms   back to the ORM
+    insert of events             ~4       79   142    0.25 ms   back to the ORM
+    insert of a transition       ~4       67   129    0.25 ms   back to the ORM
+    job_uploads (runner)         1.0     109   319    0.21 ms   back to the ORM
+    job_active_with (submit)     1.0      55   279    0.22 ms   back to the ORM
+    job_watch (runner, 2/s)      -        51   331    -         back to the ORM
+    events lock (runner output)  -        64   321    -         back to the ORM
+
+A placement pass runs on every submission and every hand-over, whether or not anything can be
+placed; the three kept here save 4.0 ms of the CPU a job costs (about 50 ms in all,
+`bench/dispatch.py`); the others together 1.2 ms, and each reads better as the ORM. job_watch
+and the output lock run per second of a job's life, not per job: on a node with 8 running jobs
+the ORM adds about 4 ms of CPU a second (0.4 % of a core).
 """
-
-from dataclasses import dataclass
-from functools import cache
 
 from django.db import DEFAULT_DB_ALIAS, connections
 
@@ -19,27 +34,28 @@ def _db():
     return connections[DEFAULT_DB_ALIAS]
 
 
-@cache
-def _converters(model, name: str, vendor: str) -> tuple:
+def _table(model) -> str:
+    return _db().ops.quote_name(model._meta.db_table)
+
+
+def _rows(sql: str, params=()) -> list[dict]:
+    """Rows as dicts keyed by column name."""
+    with _db().cursor() as cursor:
+        cursor.execute(sql, params)
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _value(model, name: str, raw):
+    """A value read by plain SQL as the ORM would give it (times made aware, JSON decoded)."""
     db = _db()
     column = model._meta.get_field(name).cached_col
-    return column, tuple(db.ops.get_db_converters(column) + column.get_db_converters(db))
+    for converter in db.ops.get_db_converters(column) + column.get_db_converters(db):
+        raw = converter(raw, column, db)
+    return raw
 
 
-def rows(sql: str, params=()) -> list[tuple]:
-    with _db().cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-
-
-def execute(sql: str, params=()) -> int:
-    """Run a statement; how many rows it changed."""
-    with _db().cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
-
-
-def for_update(alias: str) -> str:
+def _for_update(alias: str) -> str:
     """The row-lock clause for a SELECT, where the database has one (SQLite serialises writing
     transactions instead)."""
     db = _db()
@@ -50,151 +66,42 @@ def for_update(alias: str) -> str:
     return ""
 
 
-def insert(model, records: list[dict]) -> None:
-    """INSERT these records (field name → value) in one statement; they share their keys."""
-    if not records:
-        return
-    db = _db()
-    names = list(records[0])
-    fields = [model._meta.get_field(name) for name in names]
-    params, groups = [], []
-    group = "(" + ", ".join(["%s"] * len(names)) + ")"
-    for record in records:
-        groups.append(group)
-        params.extend(f.get_db_prep_save(record[n], db) for f, n in zip(fields, names, strict=True))
-    quote = db.ops.quote_name
-    execute(
-        f"INSERT INTO {_table(model)} ({', '.join(quote(f.column) for f in fields)}) "
-        f"VALUES {', '.join(groups)}",
-        params,
-    )
+# --- Kept for their cost (see above). Only table and column names, from the models, and
+# placeholders are formatted into them.
 
 
-def update(model, where: str, where_params, fields: dict) -> int:
-    """UPDATE `model`'s table SET these fields (field name → value) WHERE `where`; how many
-    rows changed."""
-    db = _db()
-    sets, params = [], []
-    for name, value in fields.items():
-        field = model._meta.get_field(name)
-        sets.append(f"{db.ops.quote_name(field.column)} = %s")
-        params.append(field.get_db_prep_save(value, db))
-    return execute(
-        f"UPDATE {_table(model)} SET {', '.join(sets)} WHERE {where}",
-        [*params, *where_params],
-    )
-
-
-def value(model, name: str, raw):
-    """A value read by plain SQL as the ORM would give it (JSON decoded, times made aware)."""
-    db = _db()
-    column, converters = _converters(model, name, db.vendor)
-    for converter in converters:
-        raw = converter(raw, column, db)
-    return raw
-
-
-def converted(model, names: list[str], values) -> dict:
-    """A row read by plain SQL as the ORM would give it."""
-    return {name: value(model, name, raw) for name, raw in zip(names, values, strict=True)}
-
-
-def param(model, name: str, given):
-    """A value for a WHERE clause, prepared as the field stores it."""
-    return model._meta.get_field(name).get_db_prep_value(given, _db())
-
-
-# --- The statements ------------------------------------------------------------------------
-# Only table and column names, from the models, and placeholders are formatted into them.
-
-
-def _table(model) -> str:
-    return _db().ops.quote_name(model._meta.db_table)
-
-
-def nodes_available(since) -> list:
-    """Enabled nodes, not draining, with a heartbeat after `since`, by name."""
-    from nodes.models import Node
-
-    return list(
-        Node.objects.raw(
-            f"SELECT * FROM {_table(Node)} WHERE enabled = %s AND draining = %s "
-            "AND last_heartbeat_at > %s ORDER BY name",
-            [True, False, param(Node, "last_heartbeat_at", since)],
-        )
-    )
-
-
-def jobs_placed(states: list[str]) -> list[tuple]:
-    """(node id, slot, owner id) of every placed job in one of these states."""
+def jobs_placed(states: list[str]) -> list[dict]:
+    """`node_id`, `slot` and `owner_id` of every placed job in one of these states."""
     from jobs.models import Job
 
-    return rows(
+    return _rows(
         f"SELECT node_id, slot, owner_id FROM {_table(Job)} WHERE node_id IS NOT NULL "
         f"AND state IN ({', '.join(['%s'] * len(states))})",
         states,
     )
 
 
-@dataclass(slots=True)
-class Waiting:
-    """What a placement pass needs of a waiting job (no model instance: a pass reads many)."""
-
-    pk: int
-    kind: str
-    owner_id: int
-    priority: int
-    queued_at: object
-    placement: int
-    time_limit: int
-    gpu_memory: int | None
-
-
-def jobs_waiting(state: str, per_user: int) -> list[Waiting]:
-    """Each user's first `per_user` unplaced jobs in `state` per priority, oldest first."""
+def jobs_waiting(state: str, per_user: int) -> list[dict]:
+    """Each user's first `per_user` unplaced jobs in `state` per priority, oldest first: what
+    a placement pass needs of each (no model instances: a pass reads many)."""
     from jobs.models import Job
 
     listed = "id, kind, owner_id, priority, queued_at, placement, time_limit, gpu_memory"
-    return [
-        Waiting(*row[:4], value(Job, "queued_at", row[4]), *row[5:])
-        for row in rows(
-            f"SELECT {listed} FROM (SELECT {listed}, ROW_NUMBER() OVER (PARTITION BY owner_id, "
-            f"priority ORDER BY queued_at, id) AS turn FROM {_table(Job)} "
-            "WHERE state = %s AND node_id IS NULL) AS w WHERE turn <= %s",
-            [state, per_user],
-        )
-    ]
-
-
-def last_placed(owners: list[int]) -> dict:
-    """When each of these users last had a job placed."""
-    from jobs.models import Job
-
-    if not owners:
-        return {}
-    found = rows(
-        f"SELECT owner_id, MAX(placed_at) FROM {_table(Job)} WHERE owner_id IN "
-        f"({', '.join(['%s'] * len(owners))}) AND placed_at IS NOT NULL GROUP BY owner_id",
-        owners,
+    found = _rows(
+        f"SELECT {listed} FROM (SELECT {listed}, ROW_NUMBER() OVER (PARTITION BY owner_id, "
+        f"priority ORDER BY queued_at, id) AS turn FROM {_table(Job)} "
+        "WHERE state = %s AND node_id IS NULL) AS w WHERE turn <= %s",
+        [state, per_user],
     )
-    return {owner: converted(Job, ["placed_at"], [at])["placed_at"] for owner, at in found}
+    for row in found:
+        row["queued_at"] = _value(Job, "queued_at", row["queued_at"])
+    return found
 
 
-def job_active_with(project_id: int, fingerprint: str, states: list[str]) -> int | None:
-    """The oldest job of a project doing this work (same fingerprint) in one of these states."""
-    from jobs.models import Job
-
-    found = rows(
-        f"SELECT id FROM {_table(Job)} WHERE project_id = %s AND fingerprint = %s "
-        f"AND state IN ({', '.join(['%s'] * len(states))}) ORDER BY id LIMIT 1",
-        [project_id, fingerprint, *states],
-    )
-    return found[0][0] if found else None
-
-
-def job_locked(job_id: int, conditions: dict) -> tuple | None:
+def job_locked(job_id: int, conditions: dict):
     """Lock a job's row (only it: the node joined in may be null) if it matches `conditions`
-    (job column or `node_name` → value) and read it: (the job, its node's name)."""
+    (job column or `node_name` → value) and read it: the job, with its node's name as
+    `locked_node_name`; None if it does not match."""
     from jobs.models import Job
     from nodes.models import Node
 
@@ -206,53 +113,35 @@ def job_locked(job_id: int, conditions: dict) -> tuple | None:
         Job.objects.raw(
             f"SELECT j.*, n.name AS locked_node_name FROM {_table(Job)} j "
             f"LEFT JOIN {_table(Node)} n ON n.id = j.node_id "
-            f"WHERE {' AND '.join(where)}{for_update('j')}",
+            f"WHERE {' AND '.join(where)}{_for_update('j')}",
             params,
         )
     )
-    if not found:
-        return None
-    return found[0], found[0].locked_node_name
+    return found[0] if found else None
 
 
-def job_run_locked(job_id: int, placement: int, state: str) -> dict | None:
-    """Lock a job's row if that placement of it is in `state`; its event count and metrics."""
-    from jobs.models import Job
+# --- PostgreSQL's own, with no ORM form (nothing to do on SQLite, which serialises every
+# writing transaction and always waits for its disk).
 
-    found = rows(
-        f"SELECT event_seq, metrics FROM {_table(Job)} WHERE id = %s AND placement = %s "
-        f"AND state = %s{for_update(Job._meta.db_table)}",
-        [job_id, placement, state],
+
+def lock_submissions(project_id: int, digest: str) -> None:
+    """Hold a transaction-scoped advisory lock on (project, work), so two submissions of the
+    same work to a project are one after the other."""
+    import hashlib
+
+    if _db().vendor != "postgresql":
+        return
+    key = int.from_bytes(
+        hashlib.sha256(f"{project_id}:{digest}".encode()).digest()[:8], "big", signed=True
     )
-    return converted(Job, ["event_seq", "metrics"], found[0]) if found else None
+    with _db().cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
 
 
-def job_uploads(job_id: int) -> list:
-    """A job's input uploads in order, each with its `position`."""
-    from jobs.models import JobInput
-    from portal.uploads.models import Upload
-
-    return list(
-        Upload.objects.raw(
-            f"SELECT u.*, i.position FROM {_table(Upload)} u "
-            f"JOIN {_table(JobInput)} i ON i.upload_id = u.id "
-            "WHERE i.job_id = %s ORDER BY i.position",
-            [job_id],
-        )
-    )
-
-
-def job_watch(job_id: int) -> dict | None:
-    """What a runner checks of its job every half second."""
-    from jobs.models import Job
-    from nodes.models import Node
-
-    found = rows(
-        "SELECT j.state, j.placement, j.cancel_requested, j.cancel_requested_by_id, n.enabled "
-        f"FROM {_table(Job)} j LEFT JOIN {_table(Node)} n ON n.id = j.node_id WHERE j.id = %s",
-        [job_id],
-    )
-    if not found:
-        return None
-    keys = ["state", "placement", "cancel_requested", "cancel_requested_by", "node_enabled"]
-    return dict(zip(keys, found[0], strict=True))
+def commit_without_waiting() -> None:
+    """Let this transaction commit without waiting for the database's log to reach the disk: a
+    database crash may lose its last moment (a runner's output, events and their numbers
+    together), never a job's state."""
+    if _db().vendor == "postgresql":
+        with _db().cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
