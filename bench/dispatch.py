@@ -118,6 +118,17 @@ class CpuMeter:
         return {name: seconds - self.before[name] for name, seconds in self.read().items()}
 
 
+def gaps(runs) -> list[float]:
+    """How long each slot (or worker) stood empty between two runs: from one's end to the next
+    one's process start. `runs` are (slot, started, ended)."""
+    runs = sorted(runs)
+    return [
+        after[1] - before[2]
+        for before, after in zip(runs, runs[1:], strict=False)
+        if before[0] == after[0]
+    ]
+
+
 def wait_for(condition, timeout=60, what="it"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -291,19 +302,13 @@ def run_portal(args, processes):
     wait_for(lambda: all_finished(ids), 600, "the burst")
     last = max(Job.objects.filter(pk__in=ids).values_list("finished_at", flat=True)).timestamp()
     cpu = meter.stop()
-    # The slot gap: from a job's end to the next job's process on the same slot.
-    runs = sorted(
+    runs = [
         (j.slot, started(j.pk), j.finished_at.timestamp()) for j in Job.objects.filter(pk__in=ids)
-    )
-    gaps = [
-        after[1] - before[2]
-        for before, after in zip(runs, runs[1:], strict=False)
-        if before[0] == after[0]
     ]
     return {
         "latency": latency,
         "throughput": args.jobs / (last - begin),
-        "gaps": gaps,
+        "gaps": gaps(runs),
         "stages": stages,
         "cpu": cpu,
     }
@@ -346,17 +351,11 @@ def run_bare(args, processes, work):
     cpu = meter.stop()
     burst = [line.split() for line in log.read_text().splitlines()[args.jobs + 1 :]]
     last = max(float(ended) for _, _, ended, _ in burst)
-    # The worker gap: from a task's end to the next task's process in the same worker.
-    runs = sorted((pid, float(started), float(ended)) for _, started, ended, pid in burst)
-    gaps = [
-        after[1] - before[2]
-        for before, after in zip(runs, runs[1:], strict=False)
-        if before[0] == after[0]
-    ]
+    runs = [(pid, float(started), float(ended)) for _, started, ended, pid in burst]
     return {
         "latency": latency,
         "throughput": args.jobs / (last - begin),
-        "gaps": gaps,
+        "gaps": gaps(runs),
         "cpu": cpu,
     }
 

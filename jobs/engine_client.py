@@ -28,7 +28,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from jobs.engine_server import END, LOAD_FAILED
+from jobs.engine_server import END, LOAD_FAILED, alive
 from jobs.processes import DONE, job_environment
 from nodes.probe import warm_engines
 
@@ -243,18 +243,8 @@ def make_room(kind, slot: int, gpu: int | None, needed: int | None, total: int |
             os.killpg(engine["pid"], signal.SIGTERM)
     deadline = time.monotonic() + settings.PORTAL_JOB_KILL_GRACE
     for engine in others:
-        while _alive(engine["pid"]) and time.monotonic() < deadline:
+        while alive(engine["pid"]) and time.monotonic() < deadline:
             time.sleep(0.05)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(engine["pid"], signal.SIGKILL)
         yield f"stopped the idle {engine['kind']} engine on this GPU to make room"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

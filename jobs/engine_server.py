@@ -187,7 +187,7 @@ def _listen(engine, socket_path: Path, status: _Status, idle_seconds, node_pid) 
                 if time.monotonic() - idle_since > idle_seconds:
                     print("engine idle; exiting", flush=True)
                     return
-                if node_pid and not _alive(node_pid):
+                if node_pid and not alive(node_pid):
                     print("the node process is gone; exiting", flush=True)
                     return
                 continue
@@ -202,7 +202,7 @@ def _listen(engine, socket_path: Path, status: _Status, idle_seconds, node_pid) 
             socket_path.unlink()
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
