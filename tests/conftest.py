@@ -50,6 +50,16 @@ def clean_workdir():
     _kill_engines()
 
 
+@pytest.fixture(scope="session")
+def boltz_cache():
+    """A Boltz-2 cache for the real `boltz` package, built offline (tests/boltzkit.py): a tiny
+    random model stands in for the weights, which cannot be downloaded here. Built once per
+    test run, beside the work directory (which tests empty)."""
+    from tests.boltzkit import make_boltz_cache
+
+    return make_boltz_cache(settings.WORKDIR.parent / "boltz-cache")
+
+
 @pytest.fixture
 def make_user(django_user_model):
     def make(username, **extra):
