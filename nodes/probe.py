@@ -111,9 +111,10 @@ def boltz_cache() -> Path:
     return Path(os.environ.get("PORTAL_BOLTZ_CACHE") or Path.home() / ".boltz").expanduser()
 
 
-# What boltz 2.x needs in its cache before it can predict: the Boltz-2 confidence model
-# and the chemical component dictionary (molecules) it builds inputs from.
-BOLTZ_WEIGHTS = ["boltz2_conf.ckpt", "mols"]
+def boltz_checkpoint() -> Path:
+    """The Boltz-2 structure checkpoint: PORTAL_BOLTZ_CHECKPOINT, else the cache's."""
+    named = os.environ.get("PORTAL_BOLTZ_CHECKPOINT")
+    return Path(named).expanduser() if named else boltz_cache() / "boltz2_conf.ckpt"
 
 
 def torch_info(check_cuda: bool = True) -> dict:
@@ -141,12 +142,19 @@ def torch_info(check_cuda: bool = True) -> dict:
 
 
 def boltz_info() -> dict:
+    """Whether this node can predict: boltz installed, its structure checkpoint (a real file,
+    not the empty placeholder that only stops boltz from downloading) and its molecules."""
     version = _version("boltz")
-    cache = boltz_cache()
-    missing = [name for name in BOLTZ_WEIGHTS if not (cache / name).exists()]
+    cache, checkpoint = boltz_cache(), boltz_checkpoint()
+    missing = []
+    if not checkpoint.is_file() or checkpoint.stat().st_size == 0:
+        missing.append(str(checkpoint))
+    if not (cache / "mols").is_dir():
+        missing.append(str(cache / "mols"))
     return {
         "version": version,
         "cache": str(cache),
+        "checkpoint": str(checkpoint),
         "weights": not missing,
         "missing": missing,
         "ready": version is not None and not missing,

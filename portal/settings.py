@@ -297,6 +297,11 @@ PORTAL_PLACEMENT_TIMEOUT = env.int("PORTAL_PLACEMENT_TIMEOUT", default=60)
 PORTAL_PLACE_IN_BACKGROUND = env.bool("PORTAL_PLACE_IN_BACKGROUND", default=False)
 PORTAL_SCRATCH_KEEP = env.int("PORTAL_SCRATCH_KEEP", default=3)
 PORTAL_ENGINE_IDLE_SECONDS = env.int("PORTAL_ENGINE_IDLE_SECONDS", default=600)
+# Boltz-2 on a node: its cache (weights and `mols/`), and checkpoint files to use instead of the
+# cache's (tests build tiny ones). The portal reads the cache's `mols/` to check inputs.
+PORTAL_BOLTZ_CACHE = env.str("PORTAL_BOLTZ_CACHE", default=str(Path.home() / ".boltz"))
+PORTAL_BOLTZ_CHECKPOINT = env.str("PORTAL_BOLTZ_CHECKPOINT", default="")
+PORTAL_BOLTZ_AFFINITY_CHECKPOINT = env.str("PORTAL_BOLTZ_AFFINITY_CHECKPOINT", default="")
 # Extra modules holding job kinds (tests register their own this way).
 PORTAL_JOB_KIND_MODULES = env.list("PORTAL_JOB_KIND_MODULES", default=[])
 # Set for a node's processes by `runnode`.

@@ -6,10 +6,12 @@ from django.conf import settings
 
 from jobs.kinds.base import JobKind
 from jobs.kinds.check import CheckKind
+from jobs.kinds.predict import PredictKind
 from jobs.kinds.train import ScoreKind, TrainKind
 
 _BUILT_IN: list[JobKind] = [
     CheckKind(),
+    PredictKind(),
     TrainKind(),
     ScoreKind(),
 ]

@@ -1,0 +1,390 @@
+"""The Boltz-2 resident engine: `boltz predict`'s own path (boltz 2.2.1, `boltz.main.predict`),
+with the model loaded once per slot instead of once per job.
+
+Per job it does what the CLI does for one input: prepare it (`process_inputs`: the record, the
+structure, MSAs, constraints), feed it through boltz's inference data module, predict with the
+model's `predict_step` under the CLI's precision, write with boltz's own writer, and, when the
+input asks for affinity, run the affinity model the same way. Two things make the engine give
+what the CLI gives for the same input, seed, options and checkpoint, whatever ran before:
+
+- The random state. The CLI seeds once, then builds the model, which draws from torch's
+  generator while it initialises layers whose weights the checkpoint then replaces; the data
+  loader, the featuriser's random augmentation and the diffusion draw after that. The engine
+  records the draws its own model load made (`RandomDraws`, at the level of aten ops) and, per
+  job, seeds and replays them: the generator is where the CLI's would be. (It costs drawing as
+  many numbers as the model has parameters: milliseconds for the test model.)
+- The loop. Lightning's `trainer.predict` moves the model back to the CPU after each run (its
+  strategy's teardown), so the engine calls the model's `predict_step` itself, as Lightning
+  does: the data loader outside, the step under bf16 autocast (`precision="bf16-mixed"`) and
+  inference mode, the writer's batch hook after. Kernels follow the rule of the model's own
+  `setup("predict")`: only on a GPU of compute capability 8 or more.
+
+boltz swallows failures (an input it cannot prepare is printed and skipped; an out-of-memory
+batch returns `{"exception": True}`; a featurisation that fails makes the data set serve
+another record instead): every job's outputs are checked to exist and to be its own, and a
+job without them fails with the reason while the engine goes on serving.
+"""
+
+import contextlib
+import io
+import os
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from jobs import report
+from jobs.engine_server import Engine
+
+# boltz's own defaults (boltz.main.predict), for a parameter a job does not give.
+DEFAULTS = {
+    "recycling_steps": 3,
+    "sampling_steps": 200,
+    "diffusion_samples": 1,
+    "step_scale": 1.5,
+    "use_potentials": False,
+    "output_format": "mmcif",
+    "sampling_steps_affinity": 200,
+    "diffusion_samples_affinity": 5,
+}
+MAX_MSA_SEQS = 8192  # boltz's --max_msa_seqs
+NUM_SUBSAMPLED_MSA = 1024  # boltz's --num_subsampled_msa
+
+
+class RandomDraws:
+    """The draws from random generators made while it is active (every aten op that takes a
+    Generator), kept as (op, argument shapes), and `replay`ed on fresh tensors of those shapes:
+    the generators advance exactly as they did."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __enter__(self):
+        import torch
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        calls = self.calls
+
+        def spec(value):
+            if isinstance(value, torch.Tensor):
+                return ("tensor", tuple(value.shape), value.dtype, value.device)
+            return value
+
+        class Recorder(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                kwargs = kwargs or {}
+                if any("Generator" in str(a.type) for a in func._schema.arguments):
+                    calls.append(
+                        (func, [spec(a) for a in args], {k: spec(v) for k, v in kwargs.items()})
+                    )
+                return func(*args, **kwargs)
+
+        self._mode = Recorder()
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._mode.__exit__(*exc)
+
+    def replay(self) -> None:
+        import torch
+
+        def make(value):
+            if isinstance(value, tuple) and len(value) == 4 and value[0] == "tensor":
+                return torch.empty(value[1], dtype=value[2], device=value[3])
+            return value
+
+        for func, args, kwargs in self.calls:
+            func(*[make(a) for a in args], **{k: make(v) for k, v in kwargs.items()})
+
+
+class BoltzEngine(Engine):
+    """Options (the node's, `PredictKind.engine_options`): `cache` (weights and `mols/`),
+    `checkpoint` and `affinity_checkpoint` (files used instead of the cache's)."""
+
+    def load(self, options: dict) -> None:
+        began = time.monotonic()
+        print("loading boltz", flush=True)
+        import torch
+        from boltz.main import (
+            Boltz2DiffusionParams,
+            BoltzSteeringParams,
+            MSAModuleArgs,
+            PairformerArgsV2,
+        )
+        from boltz.model.models.boltz2 import Boltz2
+
+        # What boltz.main.predict sets for the whole process.
+        torch.set_grad_enabled(False)
+        torch.set_float32_matmul_precision("highest")
+        for key in ["CUEQ_DEFAULT_CONFIG", "CUEQ_DISABLE_AOT_TUNING"]:
+            os.environ[key] = os.environ.get(key, "1")
+
+        self.cache = Path(options["cache"]).expanduser()
+        self.mols = self.cache / "mols"
+        self.checkpoint = Path(options.get("checkpoint") or self.cache / "boltz2_conf.ckpt")
+        self.affinity_checkpoint = Path(
+            options.get("affinity_checkpoint") or self.cache / "boltz2_aff.ckpt"
+        )
+        for path in (self.checkpoint, self.mols):
+            if not path.exists() or (path.is_file() and path.stat().st_size == 0):
+                raise FileNotFoundError(
+                    f"no Boltz-2 weights at {path}; run `manage.py boltzweights` on this node "
+                    "(or set PORTAL_BOLTZ_CACHE / PORTAL_BOLTZ_CHECKPOINT)"
+                )
+        cuda = self.gpu is not None and torch.cuda.is_available()
+        self.device = torch.device("cuda" if cuda else "cpu")
+        # The model's setup("predict") rule, which only trainer.predict would apply.
+        self.kernels = cuda and torch.cuda.get_device_properties(self.device).major >= 8
+        self.classes = Boltz2, Boltz2DiffusionParams, BoltzSteeringParams
+        self.load_arguments = {
+            "strict": True,
+            "map_location": "cpu",
+            "diffusion_process_args": asdict(Boltz2DiffusionParams()),
+            "ema": False,
+            "pairformer_args": asdict(PairformerArgsV2()),
+            "msa_args": asdict(
+                MSAModuleArgs(
+                    subsample_msa=True,
+                    num_subsampled_msa=NUM_SUBSAMPLED_MSA,
+                    use_paired_feature=True,
+                )
+            ),
+        }
+        print(f"loading the Boltz-2 structure model from {self.checkpoint}", flush=True)
+        self.model, self.draws = self._load_model(self.checkpoint, use_kernels=self.kernels)
+        self.affinity = None  # loaded when a job first asks for affinity
+        self.loads, self.jobs = 1, 0
+        print(
+            f"Boltz-2 ready on {self.device} in {time.monotonic() - began:.1f} s "
+            f"(kernels {'on' if self.kernels else 'off'})",
+            flush=True,
+        )
+
+    def _load_model(self, checkpoint: Path, **extra):
+        Boltz2, _, BoltzSteeringParams = self.classes
+        steering = asdict(BoltzSteeringParams())
+        with RandomDraws() as draws:
+            model = Boltz2.load_from_checkpoint(
+                checkpoint,
+                predict_args=_predict_args(DEFAULTS),
+                steering_args=steering,
+                **self.load_arguments,
+                **extra,
+            )
+        model.eval()
+        return model.to(self.device), draws
+
+    def memory_held(self) -> int:
+        import torch
+
+        if self.device.type != "cuda":
+            return 0
+        return int(torch.cuda.memory_reserved(self.device))
+
+    # --- one job -----------------------------------------------------------------------------
+    def run(self, request: dict, job) -> None:
+        from pytorch_lightning import seed_everything
+
+        params = {**DEFAULTS, **request["params"]}
+        record_id = request["record"]
+        self.jobs += 1
+        print(
+            f"Boltz-2 engine pid={os.getpid()} loads={self.loads} jobs={self.jobs} "
+            f"device={self.device}",
+            flush=True,
+        )
+        work = Path(request["work"])
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        source = Path(request["input"])
+        data = work / f"{record_id}{source.suffix.lower()}"
+        shutil.copyfile(source, data)
+
+        report.progress(2, "preparing the input")
+        # The CLI's random state at this point of its run: seeded, then the model's load.
+        seed_everything(params["seed"], verbose=False)
+        self.draws.replay()
+        record, processed = self._prepare(data, work)
+
+        report.progress(10, "predicting the structure")
+        self._configure(self.model, params)
+        predictions = work / "predictions"
+        self._predict(
+            self.model, processed, self._writer(processed, predictions, params), affinity=False
+        )
+        files = self._check_structure(predictions / record_id, record_id, params)
+
+        if record.affinity is not None:
+            report.progress(70, "predicting the affinity")
+            self._predict_affinity(processed, predictions, params)
+            files.append(self._check(predictions / record_id / f"affinity_{record_id}.json"))
+
+        report.progress(95, "writing the results")
+        out = Path(request["out"])
+        for path in files:
+            shutil.copyfile(path, out / path.name)
+        shutil.copyfile(data, out / f"input{data.suffix}")
+        for msa in sorted((processed / "msa").glob("*.npz")):
+            shutil.copyfile(msa, out / f"msa_{msa.name}")
+        report.progress(100, "done")
+
+    def _prepare(self, data: Path, work: Path):
+        """boltz's own preparation of the input; what it printed is the reason if it failed."""
+        from boltz.data.types import Manifest
+        from boltz.main import process_inputs
+
+        said = io.StringIO()
+        with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
+            process_inputs(
+                data=[data],
+                out_dir=work,
+                ccd_path=self.cache / "ccd.pkl",
+                mol_dir=self.mols,
+                use_msa_server=False,
+                msa_server_url="",
+                msa_pairing_strategy="greedy",
+                boltz2=True,
+                preprocessing_threads=1,
+                max_msa_seqs=MAX_MSA_SEQS,
+            )
+        processed = work / "processed"
+        records = Manifest.load(processed / "manifest.json").records
+        if [r.id for r in records] != [data.stem]:
+            lines = [line for line in said.getvalue().splitlines() if line.strip()]
+            reason = next(
+                (line for line in reversed(lines) if line.startswith("Failed to process")),
+                lines[-1] if lines else "no record came out",
+            )
+            raise RuntimeError(f"boltz could not prepare the input: {reason}")
+        return records[0], processed
+
+    def _configure(self, model, params: dict) -> None:
+        """The per-run options of the CLI, set on the loaded model."""
+        _, _, BoltzSteeringParams = self.classes
+        model.predict_args = _predict_args(params)
+        model.structure_module.step_scale = params["step_scale"]
+        steering = BoltzSteeringParams()
+        steering.fk_steering = params["use_potentials"]
+        steering.physical_guidance_update = params["use_potentials"]
+        model.steering_args = asdict(steering)
+
+    def _writer(self, processed: Path, predictions: Path, params: dict):
+        from boltz.data.write.writer import BoltzWriter
+
+        return BoltzWriter(
+            data_dir=processed / "structures",
+            output_dir=predictions,
+            output_format=params["output_format"],
+            boltz2=True,
+        )
+
+    def _data(self, processed: Path, manifest, target_dir: Path, **affinity):
+        from boltz.data.module.inferencev2 import Boltz2InferenceDataModule
+
+        def present(name):
+            return processed / name if (processed / name).exists() else None
+
+        return Boltz2InferenceDataModule(
+            manifest=manifest,
+            target_dir=target_dir,
+            msa_dir=processed / "msa",
+            mol_dir=self.mols,
+            num_workers=0,
+            constraints_dir=present("constraints"),
+            template_dir=present("templates"),
+            extra_mols_dir=present("mols"),
+            **affinity,
+        )
+
+    def _predict(self, model, processed: Path, writer, affinity: bool, manifest=None, target=None):
+        """Lightning's predict loop for one record, without Lightning moving the model."""
+        import torch
+        from boltz.data.types import Manifest
+
+        manifest = manifest or Manifest.load(processed / "manifest.json")
+        data = (
+            self._data(processed, manifest, target, override_method="other", affinity=True)
+            if affinity
+            else self._data(processed, manifest, processed / "structures")
+        )
+        with torch.inference_mode():
+            for index, batch in enumerate(data.predict_dataloader()):
+                batch = data.transfer_batch_to_device(batch, self.device, 0)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                    prediction = model.predict_step(batch, index)
+                if prediction["exception"]:
+                    raise RuntimeError(
+                        "the prediction ran out of memory on this GPU; a smaller input, fewer "
+                        "diffusion samples or a larger GPU would fit"
+                    )
+                wanted = manifest.records[0].id
+                if batch["record"][0].id != wanted:
+                    # The data set serves another record when one fails to featurise.
+                    raise RuntimeError(f"boltz could not featurise the input '{wanted}'")
+                writer.write_on_batch_end(None, model, prediction, None, batch, index, 0)
+
+    def _predict_affinity(self, processed: Path, predictions: Path, params: dict) -> None:
+        from boltz.data.types import Manifest
+        from boltz.data.write.writer import BoltzAffinityWriter
+
+        if self.affinity is None:
+            # As the CLI does, the first time: load it now (its draws come after the
+            # structure's); later jobs replay those draws instead.
+            print(f"loading the Boltz-2 affinity model from {self.affinity_checkpoint}")
+            self.affinity, self.affinity_draws = self._load_model(
+                self.affinity_checkpoint, affinity_mw_correction=False
+            )
+        else:
+            self.affinity_draws.replay()
+        _, _, BoltzSteeringParams = self.classes
+        self.affinity.predict_args = {
+            "recycling_steps": 5,
+            "sampling_steps": params["sampling_steps_affinity"],
+            "diffusion_samples": params["diffusion_samples_affinity"],
+            "max_parallel_samples": 1,
+            "write_confidence_summary": False,
+            "write_full_pae": False,
+            "write_full_pde": False,
+        }
+        self.affinity.structure_module.step_scale = params["step_scale"]
+        steering = BoltzSteeringParams()
+        steering.fk_steering = steering.physical_guidance_update = False
+        steering.contact_guidance_update = False
+        self.affinity.steering_args = asdict(steering)
+        manifest = Manifest.load(processed / "manifest.json")
+        writer = BoltzAffinityWriter(data_dir=processed / "structures", output_dir=predictions)
+        self._predict(
+            self.affinity, processed, writer, affinity=True, manifest=manifest, target=predictions
+        )
+
+    def _check_structure(self, folder: Path, record_id: str, params: dict) -> list[Path]:
+        """The record's own files, one set per sample; a missing one fails the job."""
+        extension = "cif" if params["output_format"] == "mmcif" else "pdb"
+        files = []
+        for k in range(params["diffusion_samples"]):
+            files += [
+                self._check(folder / f"{record_id}_model_{k}.{extension}"),
+                self._check(folder / f"confidence_{record_id}_model_{k}.json"),
+                self._check(folder / f"plddt_{record_id}_model_{k}.npz"),
+                self._check(folder / f"pae_{record_id}_model_{k}.npz"),
+                self._check(folder / f"pde_{record_id}_model_{k}.npz"),
+            ]
+        return files
+
+    def _check(self, path: Path) -> Path:
+        if not path.is_file() or path.stat().st_size == 0:
+            raise RuntimeError(f"boltz wrote no {path.name}")
+        return path
+
+
+def _predict_args(params: dict) -> dict:
+    return {
+        "recycling_steps": params["recycling_steps"],
+        "sampling_steps": params["sampling_steps"],
+        "diffusion_samples": params["diffusion_samples"],
+        "max_parallel_samples": None,
+        "write_confidence_summary": True,
+        "write_full_pae": False,
+        "write_full_pde": False,
+    }

@@ -1,0 +1,118 @@
+"""Boltz-2 predictions on the resident engine, with the real boltz package on the tiny random
+model the tests build (tests/boltzkit.py: nothing downloaded, nothing faked): what the engine
+writes is what `boltz predict` writes for the same input, seed, options and checkpoint."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from jobs.models import Job, State
+from tests.jobs.test_runner import lines, place_and_run
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+PROTEIN = (
+    "version: 1\nsequences:\n  - protein: {id: A, sequence: MKTAYIAKQRQISFVKSHFSRQ, msa: empty}\n"
+)
+LIGAND = (
+    "version: 1\nsequences:\n"
+    "  - protein: {id: A, sequence: MKTAYIAKQRQISFVKSHFSRQ, msa: empty}\n"
+    "  - ligand: {id: B, smiles: 'CC(=O)Oc1ccccc1C(=O)O'}\n"
+    "constraints:\n  - pocket: {binder: B, contacts: [[A, 3], [A, 5]]}\n"
+)
+FAST = {"recycling_steps": 0, "sampling_steps": 10}
+
+
+@pytest.fixture
+def boltz_node(boltz_cache, settings, make_node):
+    settings.PORTAL_BOLTZ_CACHE = str(boltz_cache["cache"])
+    settings.PORTAL_BOLTZ_CHECKPOINT = str(boltz_cache["checkpoint"])
+    settings.PORTAL_BOLTZ_AFFINITY_CHECKPOINT = str(boltz_cache["affinity_checkpoint"])
+    return make_node(runner=True, engines={"boltz": {"ready": True}})
+
+
+def upload(api, user, project, name, text):
+    response = api(user).post(
+        "/api/v1/uploads/",
+        {"project": project.pk, "file": SimpleUploadedFile(name, text.encode())},
+        format="multipart",
+    )
+    assert response.status_code == 201, response.content
+    return response.json()["id"]
+
+
+def submit(api, user, project, upload_id, **params):
+    response = api(user).post(
+        "/api/v1/jobs/",
+        {"project": project.pk, "kind": "predict", "inputs": [upload_id], "params": params},
+        format="json",
+    )
+    return response
+
+
+def boltz_cli(boltz_cache, yaml: Path, out: Path, seed: int) -> Path:
+    """The real `boltz predict` on the same checkpoint, input, options and seed."""
+    subprocess.run(
+        [
+            str(Path(sys.executable).with_name("boltz")),
+            "predict",
+            str(yaml),
+            *("--out_dir", str(out), "--cache", str(boltz_cache["cache"])),
+            *("--checkpoint", str(boltz_cache["checkpoint"])),
+            *("--accelerator", "cpu", "--no_kernels", "--num_workers", "0"),
+            *("--recycling_steps", "0", "--sampling_steps", "10", "--seed", str(seed)),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return out / f"boltz_results_{yaml.stem}" / "predictions" / yaml.stem
+
+
+def artifact(job, name) -> bytes:
+    return default_storage.open(job.artifacts.get(name=name).storage_key).read()
+
+
+def engine(job) -> dict:
+    """What the engine says of itself at each job: pid, loads, jobs, device."""
+    line = next(line for line in lines(job) if line.startswith("Boltz-2 engine "))
+    return dict(part.split("=") for part in line.split()[2:])
+
+
+def test_predictions_on_the_engine_are_what_boltz_predict_writes_and_load_once(
+    boltz_node, boltz_cache, api, alice, project, enqueued, tmp_path
+):
+    jobs = []
+    for name, text, seed in [("prot.yaml", PROTEIN, 0), ("lig.yaml", LIGAND, 3)]:
+        response = submit(
+            api, alice, project, upload(api, alice, project, name, text), seed=seed, **FAST
+        )
+        assert response.status_code == 201, response.content
+        job = Job.objects.get(pk=response.json()["id"])
+        place_and_run(job, enqueued)
+        assert job.state == State.SUCCEEDED, job.error
+        jobs.append((job, text, seed))
+
+    # One engine, loaded once, served both.
+    first, second = engine(jobs[0][0]), engine(jobs[1][0])
+    assert first["pid"] == second["pid"]
+    assert (first["loads"], first["jobs"], second["loads"], second["jobs"]) == ("1", "1", "1", "2")
+
+    for job, text, seed in jobs:
+        record = f"job-{job.pk}"
+        yaml = tmp_path / f"{record}.yaml"
+        yaml.write_text(text)
+        cli = boltz_cli(boltz_cache, yaml, tmp_path / record, seed)
+        for path in sorted(cli.iterdir()):
+            assert artifact(job, path.name) == path.read_bytes(), path.name
+        names = set(job.artifacts.values_list("name", flat=True))
+        assert {"input.yaml", f"{record}_model_0.cif", f"confidence_{record}_model_0.json"} <= names
+        progress = [e.data["message"] for e in job.events.filter(type="progress")]
+        assert progress[:2] == ["preparing the input", "predicting the structure"]
+    os.kill(int(first["pid"]), signal.SIGKILL)
