@@ -1,9 +1,12 @@
 """`predict`: a Boltz-2 structure prediction (boltz 2.2.1) of one input, a Boltz YAML or FASTA
-upload, on the slot's resident engine (jobs/programs/boltz_engine.py).
+upload or the same document as JSON (`params.input`), on the slot's resident engine
+(jobs/programs/boltz_engine.py).
 
-The input is checked at submission with boltz's own parser (its schema, its molecules for the
-residues and CCD codes, RDKit for SMILES), so a bad one gets a 400 naming the problem instead
-of failing on a node. The engine options are boltz's, with its defaults; a job without a seed
+The input is checked at submission, entity by entity (jobs/kinds/boltz_input.py: letters,
+SMILES with RDKit, constraints and affinity naming chains that exist) and then by boltz's own
+parser (its molecules for residues and CCD codes), so a bad one gets a 400 naming the problem
+instead of failing on a node. The normalised document is stored with the job as the input it
+runs. The engine options are boltz's, with its defaults; a job without a seed
 gets one chosen now and stored, so any result can be predicted again.
 """
 
@@ -17,6 +20,7 @@ from django.core.files.storage import default_storage
 from rest_framework import serializers
 
 from jobs.kinds.base import JobKind, RunContext
+from jobs.kinds.boltz_input import check_document, document_from_fasta, invalid
 from portal.errors import PortalError
 
 
@@ -42,25 +46,38 @@ class PredictParams(serializers.Serializer):
         default=False, help_text="Steer the diffusion with physical potentials (slower)."
     )
     output_format = serializers.ChoiceField(choices=["mmcif", "pdb"], default="mmcif")
+    input = serializers.JSONField(
+        required=False,
+        help_text=(
+            "The input as a Boltz YAML document in JSON (sequences, constraints, properties), "
+            "instead of an uploaded YAML or FASTA."
+        ),
+    )
     sampling_steps_affinity = serializers.IntegerField(min_value=1, max_value=1000, default=200)
     diffusion_samples_affinity = serializers.IntegerField(min_value=1, max_value=25, default=5)
-
-
-def invalid(message: str) -> PortalError:
-    return PortalError(message, code="input_invalid")
 
 
 def mols_dir() -> Path:
     return Path(settings.PORTAL_BOLTZ_CACHE).expanduser() / "mols"
 
 
-def check_input(name: str, data: bytes):
-    """Parse a Boltz YAML or FASTA as boltz does; returns its target, or raises a 400 with
-    boltz's reason."""
-    import yaml
-
+def document_of(upload) -> dict:
+    """The Boltz document an upload holds (YAML, or boltz's FASTA)."""
     from portal.uploads.formats import FormatError, load_yaml
 
+    with default_storage.open(upload.storage_key, "rb") as f:
+        data = f.read()
+    if upload.kind == "fasta":
+        return document_from_fasta(data.decode("utf-8", "replace"))
+    try:
+        return load_yaml(data)
+    except FormatError as exc:
+        raise invalid(f"{upload.name}: {exc}") from None
+
+
+def check_with_boltz(document: dict) -> None:
+    """boltz's own parser over the document (its molecules for residues and CCD codes):
+    what the portal's checks cannot see, such as a CCD code boltz does not know."""
     mols = mols_dir()
     if not mols.is_dir():
         raise PortalError(
@@ -68,35 +85,16 @@ def check_input(name: str, data: bytes):
             "`manage.py boltzweights` here (or set PORTAL_BOLTZ_CACHE).",
             code="boltz_unavailable",
         )
+    from boltz.data.parse.schema import parse_boltz_schema
     from rdkit import Chem
 
     # boltz keeps every RDKit property when it pickles molecules; so must this process.
     Chem.SetDefaultPickleProperties(Chem.PropertyPickleOptions.AllProps)
-    said = io.StringIO()
     try:
-        with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
-            if name.lower().endswith((".yaml", ".yml")):
-                from boltz.data.parse.schema import parse_boltz_schema
-
-                document = load_yaml(data)
-                if not isinstance(document, dict):
-                    raise invalid("A Boltz input is a mapping with `sequences`.")
-                return parse_boltz_schema(Path(name).stem, document, {}, mols, True)
-            from boltz.data.parse.fasta import parse_fasta
-
-            path = Path(settings.WORKDIR) / "tmp" / f"check-{secrets.token_hex(8)}.fasta"
-            path.write_bytes(data)
-            try:
-                return parse_fasta(path, {}, mols, True)
-            finally:
-                path.unlink(missing_ok=True)
-    except PortalError:
-        raise
-    except (FormatError, yaml.YAMLError) as exc:
-        raise invalid(f"The input does not parse: {exc}") from None
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            parse_boltz_schema("input", document, {}, mols, True)
     except Exception as exc:  # boltz says what is wrong with its own exceptions
-        detail = str(exc) or type(exc).__name__
-        raise invalid(f"Boltz refuses this input: {detail}") from None
+        raise invalid(f"Boltz refuses this input: {exc or type(exc).__name__}") from None
 
 
 class PredictKind(JobKind):
@@ -104,18 +102,20 @@ class PredictKind(JobKind):
     title = "Predict a structure (Boltz-2)"
     gpu = "optional"
     requires = ("boltz",)
-    min_inputs = max_inputs = 1
+    min_inputs, max_inputs = 0, 1
     input_kinds = ("yaml", "fasta")
     engine = "jobs.programs.boltz_engine.BoltzEngine"
     Params = PredictParams
 
     def validate(self, params: dict, inputs: list, **context) -> dict:
         cleaned = self.clean_params(params)
+        if ("input" in cleaned) == bool(inputs):
+            raise invalid("Give the input once: a YAML or FASTA upload, or `params.input`.")
+        document = cleaned["input"] if "input" in cleaned else document_of(inputs[0])
+        cleaned["input"] = check_document(document)
+        check_with_boltz(cleaned["input"])
         if "seed" not in cleaned:
             cleaned["seed"] = secrets.randbelow(2**32)
-        upload = inputs[0]
-        with default_storage.open(upload.storage_key, "rb") as f:
-            check_input(upload.name, f.read())
         return cleaned
 
     def engine_options(self) -> dict:
@@ -127,7 +127,7 @@ class PredictKind(JobKind):
 
     def engine_request(self, context: RunContext) -> dict:
         return {
-            "input": str(context.inputs[0]),
+            "document": context.params["input"],
             "record": f"job-{context.job_id}",
             "work": str(context.scratch / "boltz"),
             "out": str(context.out),

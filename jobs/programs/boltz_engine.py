@@ -33,6 +33,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import yaml
+
 from jobs import report
 from jobs.engine_server import Engine
 
@@ -197,9 +199,9 @@ class BoltzEngine(Engine):
         work = Path(request["work"])
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-        source = Path(request["input"])
-        data = work / f"{record_id}{source.suffix.lower()}"
-        shutil.copyfile(source, data)
+        # The document the job stored, as the YAML boltz reads.
+        data = work / f"{record_id}.yaml"
+        data.write_text(yaml.safe_dump(request["document"], sort_keys=False))
 
         report.progress(2, "preparing the input")
         # The CLI's random state at this point of its run: seeded, then the model's load.
@@ -224,7 +226,7 @@ class BoltzEngine(Engine):
         out = Path(request["out"])
         for path in files:
             shutil.copyfile(path, out / path.name)
-        shutil.copyfile(data, out / f"input{data.suffix}")
+        shutil.copyfile(data, out / "input.yaml")
         for msa in sorted((processed / "msa").glob("*.npz")):
             shutil.copyfile(msa, out / f"msa_{msa.name}")
         report.progress(100, "done")

@@ -97,17 +97,18 @@ def test_predictions_on_the_engine_are_what_boltz_predict_writes_and_load_once(
         job = Job.objects.get(pk=response.json()["id"])
         place_and_run(job, enqueued)
         assert job.state == State.SUCCEEDED, job.error
-        jobs.append((job, text, seed))
+        jobs.append((job, seed))
 
     # One engine, loaded once, served both.
     first, second = engine(jobs[0][0]), engine(jobs[1][0])
     assert first["pid"] == second["pid"]
     assert (first["loads"], first["jobs"], second["loads"], second["jobs"]) == ("1", "1", "1", "2")
 
-    for job, text, seed in jobs:
+    for job, seed in jobs:
         record = f"job-{job.pk}"
+        # The job's input as it ran: the document it stored, written as YAML.
         yaml = tmp_path / f"{record}.yaml"
-        yaml.write_text(text)
+        yaml.write_bytes(artifact(job, "input.yaml"))
         cli = boltz_cli(boltz_cache, yaml, tmp_path / record, seed)
         for path in sorted(cli.iterdir()):
             assert artifact(job, path.name) == path.read_bytes(), path.name
@@ -116,3 +117,69 @@ def test_predictions_on_the_engine_are_what_boltz_predict_writes_and_load_once(
         progress = [e.data["message"] for e in job.events.filter(type="progress")]
         assert progress[:2] == ["preparing the input", "predicting the structure"]
     os.kill(int(first["pid"]), signal.SIGKILL)
+
+
+@pytest.mark.parametrize(
+    "document, problem",
+    [
+        (
+            {"sequences": [{"protein": {"id": "A", "sequence": "MKT1AY"}}]},
+            "Entity 1 (protein A): '1' at position 4 is not a protein letter",
+        ),
+        (
+            {
+                "sequences": [
+                    {"protein": {"id": "A", "sequence": "MKTAY"}},
+                    {"ligand": {"id": "B", "smiles": "C1CC(("}},
+                ]
+            },
+            "Entity 2 (ligand B): the SMILES 'C1CC((' does not parse.",
+        ),
+        (
+            {
+                "sequences": [
+                    {"protein": {"id": "A", "sequence": "MKTAY"}},
+                    {"ligand": {"id": "B", "smiles": "CCO"}},
+                ],
+                "constraints": [{"pocket": {"binder": "B", "contacts": [["C", 3]]}}],
+            },
+            "Constraint 1 (pocket) contact: chain C is not in the input.",
+        ),
+        (
+            {
+                "sequences": [{"protein": {"id": "A", "sequence": "MKTAY"}}],
+                "properties": [{"affinity": {"binder": "A"}}],
+            },
+            "Affinity: chain A is a protein; the binder is a ligand.",
+        ),
+        ({"molecules": [{"protein": {"id": "A"}}]}, "Unknown section(s) molecules"),
+        (
+            {
+                "sequences": [
+                    {"protein": {"id": "A", "sequence": "MKTAY"}},
+                    {"ligand": {"id": "B", "ccd": "ATP"}},
+                ]
+            },
+            "Boltz refuses this input: CCD component ATP not found!",
+        ),
+    ],
+)
+def test_a_bad_input_is_a_400_naming_the_problem(
+    boltz_node, api, alice, project, document, problem
+):
+    response = api(alice).post(
+        "/api/v1/jobs/",
+        {"project": project.pk, "kind": "predict", "params": {"input": document}},
+        format="json",
+    )
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "input_invalid"
+    assert problem in response.json()["detail"]
+    assert not Job.objects.exists()
+
+
+def test_an_upload_that_is_not_boltzs_schema_is_a_400(boltz_node, api, alice, project):
+    bad = upload(api, alice, project, "bad.yaml", "version: 1\nproteins: [MKV]\n")
+    response = submit(api, alice, project, bad)
+    assert response.status_code == 400
+    assert "Unknown section(s) proteins" in response.json()["detail"]

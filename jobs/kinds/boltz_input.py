@@ -1,0 +1,240 @@
+"""A Boltz-2 input (boltz 2.2.1's YAML schema, version 1) as the portal takes it: from a YAML
+or FASTA upload, or the same document as JSON; checked entity by entity before boltz's own
+parser sees it, so a mistake is named (which entity, which constraint, what is wrong) rather
+than surfacing as a bare KeyError from deep inside boltz.
+
+The document a job runs is the normalised one: every protein chain says where its MSA comes
+from (`empty`, single sequence, unless the input names an MSA the portal provides), so it is
+stored with the job and is exactly the YAML the engine writes for boltz.
+"""
+
+import re
+
+from portal.errors import PortalError
+
+SECTIONS = {"version", "sequences", "constraints", "templates", "properties"}
+POLYMERS = ("protein", "dna", "rna")
+CHAIN_ID = re.compile(r"^[A-Za-z0-9]{1,4}$")
+MAX_ENTITIES = 64
+MAX_RESIDUES = 10_000
+
+
+def invalid(message: str) -> PortalError:
+    return PortalError(message, code="input_invalid")
+
+
+def _letters(kind: str) -> set[str]:
+    from boltz.data import const
+
+    table = {
+        "protein": const.prot_letter_to_token,
+        "dna": const.dna_letter_to_token,
+        "rna": const.rna_letter_to_token,
+    }[kind]
+    return {letter for letter in table if letter.isalpha()}
+
+
+def document_from_fasta(text: str) -> dict:
+    """boltz's FASTA input (`>CHAIN|protein|msa`, `>CHAIN|smiles`, …) as a document."""
+    sequences, header, body = [], None, []
+
+    def close():
+        if header is None:
+            return
+        parts = header.split("|")
+        if len(parts) < 2 or not parts[0]:
+            raise invalid(
+                f"FASTA header '>{header}': boltz wants '>CHAIN|protein' (or dna, rna, "
+                "smiles, ccd)."
+            )
+        chain, kind = parts[0], parts[1].lower()
+        sequence = "".join(body)
+        if kind in POLYMERS:
+            entity = {"id": chain, "sequence": sequence}
+            if len(parts) > 2 and parts[2]:
+                entity["msa"] = parts[2]
+            sequences.append({kind: entity})
+        elif kind in ("smiles", "ccd"):
+            sequences.append({"ligand": {"id": chain, kind: sequence}})
+        else:
+            raise invalid(f"FASTA header '>{header}': '{parts[1]}' is not an entity type.")
+
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith(">"):
+            close()
+            header, body = line[1:].split()[0] if line[1:].strip() else "", []
+        elif line:
+            body.append(line)
+    close()
+    return {"version": 1, "sequences": sequences}
+
+
+def check_document(document) -> dict:
+    """The document normalised, or a 400 naming the first problem found."""
+    if not isinstance(document, dict):
+        raise invalid("A Boltz input is a mapping with `sequences`.")
+    unknown = sorted(set(document) - SECTIONS)
+    if unknown:
+        raise invalid(f"Unknown section(s) {', '.join(unknown)}; a Boltz input has {SECTIONS}.")
+    if document.get("version", 1) != 1:
+        raise invalid("Boltz-2 inputs are `version: 1`.")
+    sequences = document.get("sequences")
+    if not isinstance(sequences, list) or not sequences:
+        raise invalid("The input has no `sequences`: list its proteins, DNA, RNA and ligands.")
+    if len(sequences) > MAX_ENTITIES:
+        raise invalid(f"At most {MAX_ENTITIES} entities.")
+    chains: dict[str, tuple[str, int]] = {}  # chain id -> (kind, length)
+    normalised = []
+    for number, item in enumerate(sequences, start=1):
+        normalised.append(_entity(number, item, chains))
+    result = {"version": 1, "sequences": normalised}
+    if document.get("templates"):
+        raise invalid("Templates are not taken yet.")
+    if "constraints" in document:
+        result["constraints"] = _constraints(document["constraints"], chains)
+    if "properties" in document:
+        result["properties"] = _properties(document["properties"], chains)
+    return result
+
+
+def _entity(number: int, item, chains: dict) -> dict:
+    if not isinstance(item, dict) or len(item) != 1:
+        raise invalid(f"Entity {number}: one of protein, dna, rna or ligand, with its fields.")
+    kind, body = next(iter(item.items()))
+    if kind not in (*POLYMERS, "ligand") or not isinstance(body, dict):
+        raise invalid(f"Entity {number}: '{kind}' is not protein, dna, rna or ligand.")
+    ids = body.get("id")
+    ids = ids if isinstance(ids, list) else [ids]
+    name = f"Entity {number} ({kind} {', '.join(map(str, ids))})"
+    for chain in ids:
+        if not isinstance(chain, str) or not CHAIN_ID.match(chain):
+            raise invalid(f"{name}: a chain id is 1 to 4 letters or digits.")
+        if chain in chains:
+            raise invalid(f"{name}: chain {chain} is named twice.")
+    entity = dict(body)
+    if kind in POLYMERS:
+        sequence = body.get("sequence")
+        if not isinstance(sequence, str) or not sequence.strip():
+            raise invalid(f"{name}: it needs a `sequence`.")
+        sequence = "".join(sequence.split()).upper()
+        if len(sequence) > MAX_RESIDUES:
+            raise invalid(f"{name}: over {MAX_RESIDUES:,} residues.")
+        allowed = _letters(kind)
+        for position, letter in enumerate(sequence, start=1):
+            if letter not in allowed:
+                raise invalid(
+                    f"{name}: '{letter}' at position {position} is not a {kind} letter "
+                    f"({''.join(sorted(allowed))})."
+                )
+        entity["sequence"] = sequence
+        for modification in body.get("modifications") or []:
+            position = modification.get("position") if isinstance(modification, dict) else None
+            if not isinstance(position, int) or not 1 <= position <= len(sequence):
+                raise invalid(
+                    f"{name}: a modification's `position` is a residue number, 1 to "
+                    f"{len(sequence)}."
+                )
+            if not isinstance(modification.get("ccd"), str):
+                raise invalid(f"{name}: a modification names its residue's `ccd` code.")
+        if "cyclic" in body and not isinstance(body["cyclic"], bool):
+            raise invalid(f"{name}: `cyclic` is true or false.")
+        if kind == "protein":
+            msa = body.get("msa", "empty")
+            if msa not in ("empty", None):
+                raise invalid(
+                    f"{name}: an MSA path cannot come from an input; leave `msa` out "
+                    "(single sequence) for now."
+                )
+            entity["msa"] = "empty"
+        length = len(sequence)
+    else:
+        smiles, ccd = body.get("smiles"), body.get("ccd")
+        if (smiles is None) == (ccd is None):
+            raise invalid(f"{name}: a ligand has either `smiles` or `ccd`.")
+        if smiles is not None:
+            _check_smiles(name, smiles)
+        elif not isinstance(ccd, str | list) or not ccd:
+            raise invalid(f"{name}: `ccd` is a CCD code, such as ATP.")
+        length = 1
+    for chain in ids:
+        chains[chain] = (kind, length)
+    return {kind: entity}
+
+
+def _check_smiles(name: str, smiles) -> None:
+    from rdkit import Chem, RDLogger
+
+    if not isinstance(smiles, str) or not smiles.strip():
+        raise invalid(f"{name}: `smiles` is a SMILES string.")
+    RDLogger.DisableLog("rdApp.*")  # the reason is ours to give
+    if Chem.MolFromSmiles(smiles) is None:
+        raise invalid(f"{name}: the SMILES '{smiles}' does not parse.")
+
+
+def _token(label: str, value, chains: dict, atom: bool = False) -> None:
+    """`[chain, residue]` (or `[chain, residue, atom]`) naming something in the input."""
+    size = 3 if atom else 2
+    if not isinstance(value, list) or len(value) not in ((size,) if atom else (2, 3)):
+        raise invalid(f"{label}: a {'[chain, residue, atom]' if atom else '[chain, residue]'}.")
+    chain, residue = value[0], value[1]
+    if chain not in chains:
+        raise invalid(f"{label}: chain {chain} is not in the input.")
+    kind, length = chains[chain]
+    if kind in POLYMERS and not (isinstance(residue, int) and 1 <= residue <= length):
+        raise invalid(f"{label}: residue {residue} is not in chain {chain} (1 to {length}).")
+
+
+def _constraints(constraints, chains: dict) -> list:
+    if not isinstance(constraints, list):
+        raise invalid("`constraints` is a list.")
+    for number, item in enumerate(constraints, start=1):
+        if not isinstance(item, dict) or len(item) != 1:
+            raise invalid(f"Constraint {number}: one of bond, pocket or contact.")
+        kind, body = next(iter(item.items()))
+        label = f"Constraint {number} ({kind})"
+        if not isinstance(body, dict):
+            raise invalid(f"{label}: its fields, as a mapping.")
+        if kind == "bond":
+            _token(f"{label} atom1", body.get("atom1"), chains, atom=True)
+            _token(f"{label} atom2", body.get("atom2"), chains, atom=True)
+        elif kind == "pocket":
+            if body.get("binder") not in chains:
+                raise invalid(
+                    f"{label}: the binder chain {body.get('binder')} is not in the input."
+                )
+            contacts = body.get("contacts")
+            if not isinstance(contacts, list) or not contacts:
+                raise invalid(f"{label}: `contacts`, a list of [chain, residue].")
+            for contact in contacts:
+                _token(f"{label} contact", contact, chains)
+            distance = body.get("max_distance", 6)
+            if not isinstance(distance, int | float) or not 4 <= distance <= 20:
+                raise invalid(f"{label}: `max_distance` is 4 to 20 Å.")
+        elif kind == "contact":
+            _token(f"{label} token1", body.get("token1"), chains)
+            _token(f"{label} token2", body.get("token2"), chains)
+        else:
+            raise invalid(f"{label}: not bond, pocket or contact.")
+    return constraints
+
+
+def _properties(properties, chains: dict) -> list:
+    if not isinstance(properties, list):
+        raise invalid("`properties` is a list.")
+    binders = []
+    for item in properties:
+        affinity = item.get("affinity") if isinstance(item, dict) else None
+        if not isinstance(affinity, dict) or set(item) != {"affinity"}:
+            raise invalid("The only property Boltz-2 predicts is `affinity: {binder: <chain>}`.")
+        binder = affinity.get("binder")
+        if binder not in chains:
+            raise invalid(f"Affinity: the binder chain {binder} is not in the input.")
+        if chains[binder][0] != "ligand":
+            raise invalid(
+                f"Affinity: chain {binder} is a {chains[binder][0]}; the binder is a ligand."
+            )
+        binders.append(binder)
+    if len(binders) > 1:
+        raise invalid("Affinity is predicted for one ligand per input.")
+    return properties
