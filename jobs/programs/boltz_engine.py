@@ -27,6 +27,7 @@ job without them fails with the reason while the engine goes on serving.
 
 import contextlib
 import io
+import itertools
 import os
 import shutil
 import time
@@ -310,8 +311,18 @@ class BoltzEngine(Engine):
             if affinity
             else self._data(processed, manifest, processed / "structures")
         )
+        wanted = manifest.records[0].id
+        batches = iter(data.predict_dataloader())
         with torch.inference_mode():
-            for index, batch in enumerate(data.predict_dataloader()):
+            for index in itertools.count():
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    break
+                except RecursionError:
+                    # The data set serves record 0 instead of one it cannot featurise; alone in
+                    # its run, the record stands in for itself until Python gives up.
+                    raise RuntimeError(f"boltz could not featurise the input '{wanted}'") from None
                 batch = data.transfer_batch_to_device(batch, self.device, 0)
                 with torch.autocast(self.device.type, dtype=torch.bfloat16):
                     prediction = model.predict_step(batch, index)
@@ -320,7 +331,6 @@ class BoltzEngine(Engine):
                         "the prediction ran out of memory on this GPU; a smaller input, fewer "
                         "diffusion samples or a larger GPU would fit"
                     )
-                wanted = manifest.records[0].id
                 if batch["record"][0].id != wanted:
                     # The data set serves another record when one fails to featurise.
                     raise RuntimeError(f"boltz could not featurise the input '{wanted}'")

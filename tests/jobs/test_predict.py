@@ -183,3 +183,69 @@ def test_an_upload_that_is_not_boltzs_schema_is_a_400(boltz_node, api, alice, pr
     response = submit(api, alice, project, bad)
     assert response.status_code == 400
     assert "Unknown section(s) proteins" in response.json()["detail"]
+
+
+def test_an_input_the_nodes_molecules_cannot_build_fails_that_job_with_the_reason(
+    boltz_node, boltz_cache, settings, api, alice, project, enqueued, tmp_path
+):
+    """The portal knows a CCD code the node does not (its molecules are older): the job fails
+    saying so, and stores no structure."""
+    portal_cache = tmp_path / "portal-cache"
+    (portal_cache / "mols").mkdir(parents=True)
+    for pickle in Path(boltz_cache["mols"]).iterdir():
+        (portal_cache / "mols" / pickle.name).symlink_to(pickle)
+    (portal_cache / "mols" / "XAL.pkl").symlink_to(Path(boltz_cache["mols"]) / "ALA.pkl")
+    settings.PORTAL_BOLTZ_CACHE = str(portal_cache)
+    document = {
+        "sequences": [
+            {"protein": {"id": "A", "sequence": "MKTAYIAKQR"}},
+            {"ligand": {"id": "B", "ccd": "XAL"}},
+        ]
+    }
+    response = api(alice).post(
+        "/api/v1/jobs/",
+        {"project": project.pk, "kind": "predict", "params": {"input": document, **FAST}},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    settings.PORTAL_BOLTZ_CACHE = str(boltz_cache["cache"])  # the node's, without XAL
+    job = Job.objects.get(pk=response.json()["id"])
+    place_and_run(job, enqueued)
+
+    assert job.state == State.FAILED
+    assert "boltz could not prepare the input" in job.transitions.last().reason
+    assert "CCD component XAL not found" in job.error
+    assert not [n for n in job.artifacts.values_list("name", flat=True) if n.endswith(".cif")]
+
+
+def test_a_job_cancelled_mid_prediction_ends_within_5_s_and_the_next_succeeds(
+    boltz_node, api, alice, project, enqueued
+):
+    import time
+
+    from jobs.services import job_cancel
+    from tests.jobs.test_runner import _alive, in_thread, placed
+
+    protein = upload(api, alice, project, "prot.yaml", PROTEIN)
+    long = Job.objects.get(
+        pk=submit(api, alice, project, protein, seed=1, sampling_steps=1000).json()["id"]
+    )
+    thread = in_thread(*placed(long, enqueued))
+    for _ in range(600):
+        if long.events.filter(type="progress", data__percent=10).exists():
+            break
+        time.sleep(0.05)
+    first = engine(long)
+    asked = time.monotonic()
+    job_cancel(job=long, by=alice)
+    thread.join(15)
+    assert time.monotonic() - asked < 5
+    long.refresh_from_db()
+    assert long.state == State.CANCELLED
+    assert not _alive(int(first["pid"]))
+
+    after = Job.objects.get(pk=submit(api, alice, project, protein, seed=2, **FAST).json()["id"])
+    place_and_run(after, enqueued)
+    assert after.state == State.SUCCEEDED, after.error
+    assert engine(after)["pid"] != first["pid"]
+    os.kill(int(engine(after)["pid"]), signal.SIGKILL)
