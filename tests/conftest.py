@@ -287,8 +287,8 @@ class PortalClient:
 class Stack:
     """The portal (Daphne), the scheduler and nodes (`runnode`), each a process of its own."""
 
-    def __init__(self, broker: str):
-        self.env = dict(FAST)
+    def __init__(self, broker: str, **env):
+        self.env = {**FAST, **env}
         if broker == "redis":
             import redis
 

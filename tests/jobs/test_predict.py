@@ -249,3 +249,71 @@ def test_a_job_cancelled_mid_prediction_ends_within_5_s_and_the_next_succeeds(
     assert after.state == State.SUCCEEDED, after.error
     assert engine(after)["pid"] != first["pid"]
     os.kill(int(engine(after)["pid"]), signal.SIGKILL)
+
+
+@pytest.fixture
+def boltz_stack(boltz_cache, transactional_db):
+    """The portal, the scheduler and a node in processes of their own, with the tiny model as
+    the node's Boltz-2 weights."""
+    from tests.conftest import Stack
+
+    pool = Stack(
+        "orm",
+        PORTAL_BOLTZ_CACHE=boltz_cache["cache"],
+        PORTAL_BOLTZ_CHECKPOINT=boltz_cache["checkpoint"],
+        PORTAL_BOLTZ_AFFINITY_CHECKPOINT=boltz_cache["affinity_checkpoint"],
+    )
+    yield pool
+    pool.stop()
+
+
+def test_predictions_through_the_api_on_a_real_node_leave_every_artifact(
+    boltz_stack, project, alice
+):
+    from tests.conftest import wait_until
+
+    boltz_stack.add_nodes("gpu01")
+    client = boltz_stack.client(alice)
+    # The node's heartbeat says its weights are there: predictions may go to it.
+    wait_until(lambda: _boltz_ready("gpu01"), 30, what="the node to report boltz ready")
+    ids = []
+    for name, text in [("prot.yaml", PROTEIN), ("lig.yaml", LIGAND)]:
+        response = client.session.post(
+            f"{boltz_stack.url}/api/v1/uploads/",
+            data={"project": project.pk},
+            files={"file": (name, text.encode())},
+        )
+        assert response.status_code == 201, response.text
+        job = client.submit(
+            project,
+            kind="predict",
+            params={**FAST, "seed": 5, "diffusion_samples": 2},
+            inputs=[response.json()["id"]],
+        )
+        ids.append(job["id"])
+    wait_until(
+        lambda: all(Job.objects.get(pk=pk).is_finished for pk in ids), 120, what="predictions"
+    )
+    for pk in ids:
+        job = Job.objects.get(pk=pk)
+        assert job.state == State.SUCCEEDED, job.error
+        record = f"job-{pk}"
+        names = set(job.artifacts.values_list("name", flat=True))
+        for k in (0, 1):
+            assert {
+                f"{record}_model_{k}.cif",
+                f"confidence_{record}_model_{k}.json",
+                f"plddt_{record}_model_{k}.npz",
+                f"pae_{record}_model_{k}.npz",
+                f"pde_{record}_model_{k}.npz",
+            } <= names
+        assert "input.yaml" in names
+        listed = client.get(f"/api/v1/jobs/{pk}/artifacts/").json()
+        assert {a["name"] for a in listed} == names
+
+
+def _boltz_ready(name) -> bool:
+    from nodes.models import Node
+
+    node = Node.objects.filter(name=name).first()
+    return bool(node and node.can_run("boltz"))
