@@ -67,11 +67,21 @@ def manifest(job) -> dict:
             ),
             "engines": node.engines if node else {},
         },
+        # What the kind's engine says it ran with (weights and their digests, versions).
+        "engine": _provenance(job),
         "artifacts": [
             {"name": a.name, "size": a.size, "sha256": a.sha256} for a in job.artifacts.all()
         ],
         "written_at": timezone.now().isoformat(),
     }
+
+
+def _provenance(job) -> dict | None:
+    artifact = job.artifacts.filter(name="provenance.json").first()
+    if artifact is None:
+        return None
+    with default_storage.open(artifact.storage_key, "rb") as f:
+        return json.loads(f.read())
 
 
 def archive_stream(job):

@@ -26,8 +26,10 @@ job without them fails with the reason while the engine goes on serving.
 """
 
 import contextlib
+import hashlib
 import io
 import itertools
+import json
 import os
 import shutil
 import time
@@ -51,6 +53,18 @@ DEFAULTS = {
     "diffusion_samples_affinity": 5,
 }
 MAX_MSA_SEQS = 8192  # boltz's --max_msa_seqs
+# The best sample's figures a job keeps as metrics (boltz's confidence JSON keys).
+CONFIDENCE = [
+    "confidence_score",
+    "ptm",
+    "iptm",
+    "ligand_iptm",
+    "protein_iptm",
+    "complex_plddt",
+    "complex_iplddt",
+    "complex_pde",
+    "complex_ipde",
+]
 NUM_SUBSAMPLED_MSA = 1024  # boltz's --num_subsampled_msa
 
 
@@ -156,6 +170,16 @@ class BoltzEngine(Engine):
         }
         print(f"loading the Boltz-2 structure model from {self.checkpoint}", flush=True)
         self.model, self.draws = self._load_model(self.checkpoint, use_kernels=self.kernels)
+        self.provenance = {
+            "engine": "boltz",
+            "boltz_version": _version("boltz"),
+            "torch_version": torch.__version__,
+            "checkpoint": str(self.checkpoint),
+            "checkpoint_sha256": _sha256(self.checkpoint),
+            "device": str(self.device),
+            "device_name": torch.cuda.get_device_name(self.device) if cuda else "CPU",
+            "kernels": self.kernels,
+        }
         self.affinity = None  # loaded when a job first asks for affinity
         self.loads, self.jobs = 1, 0
         print(
@@ -218,16 +242,21 @@ class BoltzEngine(Engine):
         )
         files = self._check_structure(predictions / record_id, record_id, params)
 
+        provenance = dict(self.provenance)
         if record.affinity is not None:
             report.progress(70, "predicting the affinity")
             self._predict_affinity(processed, predictions, params)
             files.append(self._check(predictions / record_id / f"affinity_{record_id}.json"))
+            provenance["affinity_checkpoint"] = str(self.affinity_checkpoint)
+            provenance["affinity_checkpoint_sha256"] = self.affinity_sha256
+        self._report(predictions / record_id, record_id, record)
 
         report.progress(95, "writing the results")
         out = Path(request["out"])
         for path in files:
             shutil.copyfile(path, out / path.name)
         shutil.copyfile(data, out / "input.yaml")
+        (out / "provenance.json").write_text(json.dumps(provenance, indent=2))
         for msa in sorted((processed / "msa").glob("*.npz")):
             shutil.copyfile(msa, out / f"msa_{msa.name}")
         report.progress(100, "done")
@@ -347,6 +376,7 @@ class BoltzEngine(Engine):
             self.affinity, self.affinity_draws = self._load_model(
                 self.affinity_checkpoint, affinity_mw_correction=False
             )
+            self.affinity_sha256 = _sha256(self.affinity_checkpoint)
         else:
             self.affinity_draws.replay()
         _, _, BoltzSteeringParams = self.classes
@@ -370,6 +400,27 @@ class BoltzEngine(Engine):
             self.affinity, processed, writer, affinity=True, manifest=manifest, target=predictions
         )
 
+    def _report(self, folder: Path, record_id: str, record) -> None:
+        """The best sample's confidence (and the affinity) as the job's metrics: chains by
+        their names in the input."""
+        best = json.loads((folder / f"confidence_{record_id}_model_0.json").read_text())
+        names = {str(i): chain.chain_name for i, chain in enumerate(record.chains)}
+        for key in CONFIDENCE:
+            if best.get(key) is not None:
+                report.metric(0, key, float(best[key]))
+        for index, value in (best.get("chains_ptm") or {}).items():
+            report.metric(0, f"ptm_{names.get(index, index)}", float(value))
+        for first, row in (best.get("pair_chains_iptm") or {}).items():
+            for second, value in row.items():
+                if first < second:
+                    pair = f"{names.get(first, first)}_{names.get(second, second)}"
+                    report.metric(0, f"iptm_{pair}", float(value))
+        affinity = folder / f"affinity_{record_id}.json"
+        if affinity.exists():
+            for key, value in json.loads(affinity.read_text()).items():
+                if key in ("affinity_pred_value", "affinity_probability_binary"):
+                    report.metric(0, key, float(value))
+
     def _check_structure(self, folder: Path, record_id: str, params: dict) -> list[Path]:
         """The record's own files, one set per sample; a missing one fails the job."""
         extension = "cif" if params["output_format"] == "mmcif" else "pdb"
@@ -388,6 +439,23 @@ class BoltzEngine(Engine):
         if not path.is_file() or path.stat().st_size == 0:
             raise RuntimeError(f"boltz wrote no {path.name}")
         return path
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _version(package: str) -> str | None:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _predict_args(params: dict) -> dict:

@@ -2,10 +2,14 @@
 model the tests build (tests/boltzkit.py: nothing downloaded, nothing faked): what the engine
 writes is what `boltz predict` writes for the same input, seed, options and checkpoint."""
 
+import hashlib
+import io
+import json
 import os
 import signal
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -116,6 +120,22 @@ def test_predictions_on_the_engine_are_what_boltz_predict_writes_and_load_once(
         assert {"input.yaml", f"{record}_model_0.cif", f"confidence_{record}_model_0.json"} <= names
         progress = [e.data["message"] for e in job.events.filter(type="progress")]
         assert progress[:2] == ["preparing the input", "predicting the structure"]
+        # The best sample's confidence is the job's metrics, chains by their names.
+        best = json.loads((cli / f"confidence_{record}_model_0.json").read_text())
+        for key in ("confidence_score", "ptm", "iptm", "complex_plddt"):
+            assert job.metrics[key]["value"] == best[key]
+        assert job.metrics["ptm_A"]["value"] == best["chains_ptm"]["0"]
+        if "ligand" in job.params["input"]["sequences"][-1]:
+            assert job.metrics["iptm_A_B"]["value"] == best["pair_chains_iptm"]["0"]["1"]
+        # The archive's manifest says what it ran with, down to the weights' digest.
+        archive = api(alice).get(f"/api/v1/jobs/{job.pk}/archive/")
+        with zipfile.ZipFile(io.BytesIO(b"".join(archive.streaming_content))) as zf:
+            manifest = json.loads(zf.read("manifest.json"))
+        assert (
+            manifest["engine"]["checkpoint_sha256"]
+            == hashlib.sha256(Path(boltz_cache["checkpoint"]).read_bytes()).hexdigest()
+        )
+        assert manifest["job"]["params"]["seed"] == seed
     os.kill(int(first["pid"]), signal.SIGKILL)
 
 
