@@ -111,10 +111,10 @@ def boltz_cache() -> Path:
     return Path(os.environ.get("PORTAL_BOLTZ_CACHE") or Path.home() / ".boltz").expanduser()
 
 
-def boltz_checkpoint() -> Path:
+def boltz_checkpoint(cache: Path | None = None) -> Path:
     """The Boltz-2 structure checkpoint: PORTAL_BOLTZ_CHECKPOINT, else the cache's."""
     named = os.environ.get("PORTAL_BOLTZ_CHECKPOINT")
-    return Path(named).expanduser() if named else boltz_cache() / "boltz2_conf.ckpt"
+    return Path(named).expanduser() if named else (cache or boltz_cache()) / "boltz2_conf.ckpt"
 
 
 def torch_info(check_cuda: bool = True) -> dict:
@@ -141,11 +141,13 @@ def torch_info(check_cuda: bool = True) -> dict:
     return info
 
 
-def boltz_info() -> dict:
+def boltz_info(cache: Path | None = None, checkpoint: Path | None = None) -> dict:
     """Whether this node can predict: boltz installed, its structure checkpoint (a real file,
-    not the empty placeholder that only stops boltz from downloading) and its molecules."""
+    not the empty placeholder that only stops boltz from downloading) and its molecules. The
+    cache and checkpoint are PORTAL_BOLTZ_CACHE's and PORTAL_BOLTZ_CHECKPOINT's unless given."""
     version = _version("boltz")
-    cache, checkpoint = boltz_cache(), boltz_checkpoint()
+    cache = cache or boltz_cache()
+    checkpoint = checkpoint or boltz_checkpoint(cache)
     missing = []
     if not checkpoint.is_file() or checkpoint.stat().st_size == 0:
         missing.append(str(checkpoint))

@@ -21,6 +21,7 @@ from rest_framework import serializers
 
 from jobs.kinds.base import JobKind, RunContext
 from jobs.kinds.boltz_input import check_document, document_from_fasta, invalid
+from nodes.models import Node
 from portal.errors import PortalError
 
 
@@ -114,6 +115,12 @@ class PredictKind(JobKind):
         document = cleaned["input"] if "input" in cleaned else document_of(inputs[0])
         cleaned["input"] = check_document(document)
         check_with_boltz(cleaned["input"])
+        if not any(node.can_run("boltz") for node in Node.objects.filter(enabled=True)):
+            raise PortalError(
+                "No node of this portal has the Boltz-2 weights: run `manage.py boltzweights` "
+                "on a node (it downloads them into its PORTAL_BOLTZ_CACHE), then submit again.",
+                code="boltz_unavailable",
+            )
         if "seed" not in cleaned:
             cleaned["seed"] = secrets.randbelow(2**32)
         return cleaned

@@ -337,3 +337,39 @@ def _boltz_ready(name) -> bool:
 
     node = Node.objects.filter(name=name).first()
     return bool(node and node.can_run("boltz"))
+
+
+def test_a_prediction_is_refused_while_no_node_has_the_weights(
+    boltz_cache, settings, api, alice, project
+):
+    settings.PORTAL_BOLTZ_CACHE = str(boltz_cache["cache"])
+    response = api(alice).post(
+        "/api/v1/jobs/",
+        {
+            "project": project.pk,
+            "kind": "predict",
+            "params": {"input": {"sequences": [{"protein": {"id": "A", "sequence": "MKV"}}]}},
+        },
+        format="json",
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "boltz_unavailable"
+    assert "run `manage.py boltzweights` on a node" in response.json()["detail"]
+
+
+def test_boltzweights_says_whether_this_machine_can_predict(boltz_cache, settings, tmp_path):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    settings.PORTAL_BOLTZ_CACHE = str(boltz_cache["cache"])
+    settings.PORTAL_BOLTZ_CHECKPOINT = str(boltz_cache["checkpoint"])
+    out = StringIO()
+    # boltz's own download finds everything there (nothing is fetched) and the check passes.
+    call_command("boltzweights", stdout=out)
+    assert f"Ready: boltz 2.2.1, checkpoint {boltz_cache['checkpoint']}" in out.getvalue()
+
+    settings.PORTAL_BOLTZ_CACHE = str(tmp_path / "empty")
+    settings.PORTAL_BOLTZ_CHECKPOINT = ""
+    with pytest.raises(CommandError, match="Not ready: missing .*boltz2_conf.ckpt"):
+        call_command("boltzweights", "--check", stdout=out)
