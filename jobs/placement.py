@@ -82,12 +82,16 @@ def fair_order(jobs: list[Job], placed_per_owner: Counter, last_placed: dict) ->
     return [job for _, job in sorted(keyed, key=lambda pair: pair[0])]
 
 
-def _fits(kind, slot: dict, needed: int | None) -> bool:
+def _fits(kind, slot: dict, needed: int | None, node_has_gpus: bool) -> bool:
+    """Whether the slot can take the job: the kind's GPU rule, and a job with a memory estimate
+    only on a GPU that large (or, where a node has no GPU at all, on its CPU slots)."""
     if kind.gpu == "required" and slot["gpu"] is None:
         return False
     if kind.gpu == "none" and slot["gpu"] is not None:
         return False
-    if needed and (slot["gpu"] is None or (slot["memory"] or 0) < needed):
+    if needed and slot["gpu"] is None and node_has_gpus:
+        return False
+    if needed and slot["gpu"] is not None and (slot["memory"] or 0) < needed:
         return False
     return True
 
@@ -112,7 +116,7 @@ def choose_slot(kind, job: Job, nodes: list[Node], free: dict[int, list[dict]]):
         if not all(node.can_run(engine) for engine in kind.requires):
             continue
         for slot in free[node.pk]:
-            if not _fits(kind, slot, needed):
+            if not _fits(kind, slot, needed, bool(node.gpus)):
                 continue
             rank = (
                 slot["gpu"] is None,

@@ -61,19 +61,15 @@ def _check_inputs(kind, inputs) -> None:
 
 def _gpu_memory(kind, params, inputs) -> int | None:
     """The GPU memory the job needs, estimated once (it is stored with the job); a job too big
-    for every GPU of the pool is refused now rather than left waiting."""
+    for every GPU of the pool is refused now rather than left waiting (unless the kind may run
+    on the CPU and a node without GPUs could take it)."""
     needed = kind.gpu_memory(params, inputs) if kind.gpu != "none" else None
     if not needed:
         return None
-    largest = max(
-        (
-            gpu.get("memory_total") or 0
-            for node in Node.objects.filter(enabled=True)
-            for gpu in node.gpus
-        ),
-        default=0,
-    )
-    if largest < needed:
+    nodes = list(Node.objects.filter(enabled=True))
+    largest = max((gpu.get("memory_total") or 0 for node in nodes for gpu in node.gpus), default=0)
+    cpu_only = kind.gpu == "optional" and any(not node.gpus and node.cpu_slots for node in nodes)
+    if largest < needed and not cpu_only:
         raise PortalError(
             f"This job needs about {needed / 2**30:.1f} GiB of GPU memory; the largest GPU in "
             f"the pool has {largest / 2**30:.1f} GiB. Make the input smaller.",

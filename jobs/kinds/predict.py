@@ -76,6 +76,32 @@ def document_of(upload) -> dict:
         raise invalid(f"{upload.name}: {exc}") from None
 
 
+def tokens(document: dict) -> int:
+    """How many tokens boltz makes of the document: a residue of a polymer, an atom of a
+    ligand (or of a modified residue), each."""
+    from boltz.data import const
+
+    target = parse(document)
+    ligand = const.chain_type_ids["NONPOLYMER"]
+    return int(
+        sum(
+            chain["atom_num"] if chain["mol_type"] == ligand else chain["res_num"]
+            for chain in target.structure.chains
+        )
+    )
+
+
+def parse(document: dict):
+    """boltz's own parse of a checked document, with this portal's molecules."""
+    from boltz.data.parse.schema import parse_boltz_schema
+    from rdkit import Chem
+
+    # boltz keeps every RDKit property when it pickles molecules; so must this process.
+    Chem.SetDefaultPickleProperties(Chem.PropertyPickleOptions.AllProps)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        return parse_boltz_schema("input", document, {}, mols_dir(), True)
+
+
 def check_with_boltz(document: dict) -> None:
     """boltz's own parser over the document (its molecules for residues and CCD codes):
     what the portal's checks cannot see, such as a CCD code boltz does not know."""
@@ -86,14 +112,8 @@ def check_with_boltz(document: dict) -> None:
             "`manage.py boltzweights` here (or set PORTAL_BOLTZ_CACHE).",
             code="boltz_unavailable",
         )
-    from boltz.data.parse.schema import parse_boltz_schema
-    from rdkit import Chem
-
-    # boltz keeps every RDKit property when it pickles molecules; so must this process.
-    Chem.SetDefaultPickleProperties(Chem.PropertyPickleOptions.AllProps)
     try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            parse_boltz_schema("input", document, {}, mols, True)
+        parse(document)
     except Exception as exc:  # boltz says what is wrong with its own exceptions
         raise invalid(f"Boltz refuses this input: {exc or type(exc).__name__}") from None
 
@@ -124,6 +144,15 @@ class PredictKind(JobKind):
         if "seed" not in cleaned:
             cleaned["seed"] = secrets.randbelow(2**32)
         return cleaned
+
+    def gpu_memory(self, params: dict, inputs: list) -> int:
+        """GPU memory a prediction needs, from its tokens (a residue, or a ligand's atom, each):
+        `4 GiB + tokens² × 9 KiB`. The pair representation grows with tokens squared; the
+        factor is fitted under the limits users report for boltz 2 (single sequence): about
+        1,300 tokens on 24 GB, 2,300 on 48 GB, 2,000 to 2,500 on 80 GB (boltz issues #236,
+        #575, #106), so each is predicted to fit; 4 GiB holds the weights and the context. Deep
+        MSAs add more (#611), which this does not count yet."""
+        return 4 * 2**30 + tokens(params["input"]) ** 2 * 9 * 2**10
 
     def engine_options(self) -> dict:
         return {

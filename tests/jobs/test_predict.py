@@ -373,3 +373,36 @@ def test_boltzweights_says_whether_this_machine_can_predict(boltz_cache, setting
     settings.PORTAL_BOLTZ_CHECKPOINT = ""
     with pytest.raises(CommandError, match="Not ready: missing .*boltz2_conf.ckpt"):
         call_command("boltzweights", "--check", stdout=out)
+
+
+def protein(length: int) -> dict:
+    return {"sequences": [{"protein": {"id": "A", "sequence": "MKTAYIAKQR" * (length // 10)}}]}
+
+
+def test_gpu_memory_is_estimated_from_the_tokens_and_decides_where_a_prediction_goes(
+    boltz_cache, settings, make_node, api, alice, project, enqueued
+):
+    """Made-up GPUs (none exists here); nothing runs, placement is the subject."""
+    from tests.jobs.conftest import fake_gpu
+
+    settings.PORTAL_BOLTZ_CACHE = str(boltz_cache["cache"])
+    ready = {"boltz": {"ready": True}}
+    make_node("small", cpu_slots=0, gpus=[fake_gpu(memory=8 * 2**30)], engines=ready)
+    make_node("large", cpu_slots=0, gpus=[fake_gpu(memory=24 * 2**30)], engines=ready)
+
+    def predict(length):
+        return api(alice).post(
+            "/api/v1/jobs/",
+            {"project": project.pk, "kind": "predict", "params": {"input": protein(length)}},
+            format="json",
+        )
+
+    # 4 GiB + 1,000² tokens × 9 KiB = 12.6 GiB: only the large GPU takes it.
+    placed = Job.objects.get(pk=predict(1000).json()["id"])
+    assert placed.gpu_memory == 4 * 2**30 + 1000**2 * 9 * 2**10
+    assert placed.node.name == "large"
+    # 2,000 tokens need 38.3 GiB: more than any GPU of the pool has.
+    refused = predict(2000)
+    assert refused.status_code == 400 and refused.json()["code"] == "job_too_big"
+    assert "about 38.3 GiB" in refused.json()["detail"]
+    assert "the largest GPU in the pool has 24.0 GiB" in refused.json()["detail"]
