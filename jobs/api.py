@@ -1,5 +1,6 @@
 from django.core.files.storage import default_storage
 from django.http import FileResponse, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
@@ -10,6 +11,7 @@ from rest_framework.views import APIView
 from jobs.archive import archive_stream
 from jobs.filters import JobFilter
 from jobs.kinds import registry
+from jobs.kinds.boltz_input import as_alphafold3
 from jobs.models import Artifact, Job, JobTransition, Priority
 from jobs.selectors import events_after, job_for, jobs_visible_to
 from jobs.services import job_cancel, job_set_priority, job_submit
@@ -240,6 +242,21 @@ class ArtifactContentView(APIView):
         )
         response["Content-Length"] = artifact.size
         response["ETag"] = f'"{artifact.sha256}"'
+        return response
+
+
+class AlphaFold3View(APIView):
+    @extend_schema(
+        responses={200: OpenApiTypes.OBJECT},
+        summary="A prediction's input as AlphaFold 3 JSON (dialect alphafold3, version 2)",
+    )
+    def get(self, request, pk):
+        job = job_for(request.user, pk)
+        if job.kind != "predict":
+            raise NotFound("Only a prediction has an AlphaFold 3 input.")
+        converted = as_alphafold3(job.params["input"], job.name, job.params["seed"])
+        response = Response(converted)
+        response["Content-Disposition"] = f'attachment; filename="job-{job.pk}-af3.json"'
         return response
 
 

@@ -15,4 +15,5 @@ urlpatterns = [
         name="api-job-artifact",
     ),
     path("jobs/<id:pk>/archive/", api.ArchiveView.as_view(), name="api-job-archive"),
+    path("jobs/<id:pk>/af3/", api.AlphaFold3View.as_view(), name="api-job-af3"),
 ]

@@ -238,3 +238,49 @@ def _properties(properties, chains: dict) -> list:
     if len(binders) > 1:
         raise invalid("Affinity is predicted for one ligand per input.")
     return properties
+
+
+def as_alphafold3(document: dict, name: str, seed: int) -> dict:
+    """The same input for AlphaFold 3 (its JSON, dialect alphafold3, version 2). Pocket and
+    contact constraints, cyclic chains and affinity have no AlphaFold 3 form and are left
+    out; bond constraints become bondedAtomPairs; a chain without an MSA says so (empty
+    MSAs, no templates)."""
+    sequences = []
+    for item in document["sequences"]:
+        kind, body = next(iter(item.items()))
+        chain = body["id"]
+        if kind == "ligand":
+            entry = (
+                {"smiles": body["smiles"]}
+                if "smiles" in body
+                else {"ccdCodes": body["ccd"] if isinstance(body["ccd"], list) else [body["ccd"]]}
+            )
+            sequences.append({"ligand": {"id": chain, **entry}})
+            continue
+        entry = {"id": chain, "sequence": body["sequence"]}
+        modifications = body.get("modifications") or []
+        if kind == "protein":
+            entry["modifications"] = [
+                {"ptmType": m["ccd"], "ptmPosition": m["position"]} for m in modifications
+            ]
+            entry |= {"unpairedMsa": "", "pairedMsa": "", "templates": []}
+        else:
+            entry["modifications"] = [
+                {"modificationType": m["ccd"], "basePosition": m["position"]} for m in modifications
+            ]
+        sequences.append({kind: entry})
+    bonds = [
+        [list(c["bond"]["atom1"]), list(c["bond"]["atom2"])]
+        for c in document.get("constraints") or []
+        if "bond" in c
+    ]
+    converted = {
+        "name": name,
+        "modelSeeds": [seed],
+        "sequences": sequences,
+        "dialect": "alphafold3",
+        "version": 2,
+    }
+    if bonds:
+        converted["bondedAtomPairs"] = bonds
+    return converted

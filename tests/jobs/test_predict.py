@@ -406,3 +406,55 @@ def test_gpu_memory_is_estimated_from_the_tokens_and_decides_where_a_prediction_
     assert refused.status_code == 400 and refused.json()["code"] == "job_too_big"
     assert "about 38.3 GiB" in refused.json()["detail"]
     assert "the largest GPU in the pool has 24.0 GiB" in refused.json()["detail"]
+
+
+def test_a_predictions_input_comes_as_alphafold3_json(boltz_node, api, alice, project, charlie):
+    document = {
+        "sequences": [
+            {
+                "protein": {
+                    "id": ["A", "B"],
+                    "sequence": "MKTAYC",
+                    "modifications": [{"position": 2, "ccd": "MLY"}],
+                }
+            },
+            {"dna": {"id": "C", "sequence": "ACGT"}},
+            {"ligand": {"id": "D", "smiles": "CCO"}},
+        ],
+        "constraints": [
+            {"bond": {"atom1": ["A", 6, "SG"], "atom2": ["D", 1, "C1"]}},
+            {"pocket": {"binder": "D", "contacts": [["A", 3]]}},
+        ],
+    }
+    job = Job.objects.create(
+        project=project,
+        owner=alice,
+        kind="predict",
+        name="complex",
+        params={"input": document, "seed": 42},
+        fingerprint="x",
+    )
+    response = api(alice).get(f"/api/v1/jobs/{job.pk}/af3/")
+    assert response.status_code == 200
+    assert response.json() == {
+        "name": "complex",
+        "modelSeeds": [42],
+        "sequences": [
+            {
+                "protein": {
+                    "id": ["A", "B"],
+                    "sequence": "MKTAYC",
+                    "modifications": [{"ptmType": "MLY", "ptmPosition": 2}],
+                    "unpairedMsa": "",
+                    "pairedMsa": "",
+                    "templates": [],
+                }
+            },
+            {"dna": {"id": "C", "sequence": "ACGT", "modifications": []}},
+            {"ligand": {"id": "D", "smiles": "CCO"}},
+        ],
+        "bondedAtomPairs": [[["A", 6, "SG"], ["D", 1, "C1"]]],
+        "dialect": "alphafold3",
+        "version": 2,
+    }
+    assert api(charlie).get(f"/api/v1/jobs/{job.pk}/af3/").status_code == 404
