@@ -32,6 +32,17 @@ TRANSITIONS = {
 }
 
 
+# Metrics shown beside a job in lists, by name, with their labels.
+HEADLINE = [
+    ("confidence_score", "confidence"),
+    ("iptm", "ipTM"),
+    ("complex_plddt", "pLDDT"),
+    ("affinity_probability_binary", "binder p"),
+    ("val_accuracy", "accuracy"),
+    ("val_rmse", "RMSE"),
+]
+
+
 class Priority(models.IntegerChoices):
     LOW = 0, "low"
     NORMAL = 1, "normal"
@@ -119,6 +130,15 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.state in FINISHED
+
+    @property
+    def headline(self) -> list[tuple[str, float]]:
+        """The figures a list of jobs shows: a prediction's confidence, a model's accuracy."""
+        return [
+            (label, self.metrics[name]["value"])
+            for name, label in HEADLINE
+            if isinstance(self.metrics.get(name), dict) and "value" in self.metrics[name]
+        ]
 
 
 class JobInput(models.Model):

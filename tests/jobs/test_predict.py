@@ -458,3 +458,20 @@ def test_a_predictions_input_comes_as_alphafold3_json(boltz_node, api, alice, pr
         "version": 2,
     }
     assert api(charlie).get(f"/api/v1/jobs/{job.pk}/af3/").status_code == 404
+
+
+def test_the_job_list_shows_a_predictions_confidence(client, alice, project):
+    metrics = {"confidence_score": 0.8123, "iptm": 0.5, "complex_plddt": 0.9}
+    Job.objects.create(
+        project=project,
+        owner=alice,
+        kind="predict",
+        name="complex",
+        params={},
+        fingerprint="x",
+        state=State.SUCCEEDED,
+        metrics={name: {"step": 0, "value": value} for name, value in metrics.items()},
+    )
+    client.force_login(alice)
+    page = client.get("/jobs/").content.decode()
+    assert "confidence 0.81 · ipTM 0.50 · pLDDT 0.90" in page
