@@ -13,6 +13,7 @@ from jobs.filters import JobFilter
 from jobs.kinds import registry
 from jobs.kinds.boltz_input import as_alphafold3
 from jobs.models import Artifact, Job, JobTransition, Priority
+from jobs.results import pae_bytes, read_json
 from jobs.selectors import events_after, job_for, jobs_visible_to
 from jobs.services import job_cancel, job_set_priority, job_submit
 from portal.ids import MAX_ID, IdField
@@ -243,6 +244,31 @@ class ArtifactContentView(APIView):
         response["Content-Length"] = artifact.size
         response["ETag"] = f'"{artifact.sha256}"'
         return response
+
+
+class PaeQuery(serializers.Serializer):
+    sample = serializers.IntegerField(min_value=0, max_value=99, default=0)
+
+
+class PaeView(APIView):
+    """A prediction sample's predicted aligned error, compact enough for a page to draw a
+    heatmap of a large complex: each value as one byte (0 to 255 over 0 to `max` Å)."""
+
+    @extend_schema(
+        parameters=[PaeQuery],
+        responses={200: OpenApiTypes.OBJECT},
+        summary="A prediction sample's PAE, for a heatmap",
+    )
+    def get(self, request, pk):
+        job = job_for(request.user, pk)
+        query = PaeQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        sample = query.validated_data["sample"]
+        artifact = job.artifacts.filter(name=f"pae_job-{job.pk}_model_{sample}.npz").first()
+        chains = job.artifacts.filter(name="chains.json").first()
+        if artifact is None or chains is None:
+            raise NotFound("No such sample's PAE.")
+        return Response({"sample": sample, **pae_bytes(artifact), **read_json(chains)})
 
 
 class AlphaFold3View(APIView):

@@ -196,6 +196,8 @@ STATIC_ROOT = WORKDIR / "static"
 STATICFILES_DIRS = [
     BASE_DIR / "static",
     ("vendor/chart.js", BASE_DIR / "node_modules" / "chart.js" / "dist"),
+    # Mol*'s prebuilt viewer (molstar.js, molstar.css), for prediction pages.
+    ("vendor/molstar", BASE_DIR / "node_modules" / "molstar" / "build" / "viewer"),
 ]
 # Without a collectstatic run (tests, development) WhiteNoise can serve from the sources.
 WHITENOISE_USE_FINDERS = env.bool("PORTAL_STATIC_FROM_SOURCES", default=DEBUG)

@@ -360,3 +360,25 @@ def orm_stack(transactional_db):
     pool = Stack("orm")
     yield pool
     pool.stop()
+
+
+@pytest.fixture
+def boltz_stack(boltz_cache, transactional_db):
+    """The pool in processes of its own (ORM broker), with the tiny model as the node's
+    Boltz-2 weights and the portal's molecules."""
+    pool = Stack(
+        "orm",
+        PORTAL_BOLTZ_CACHE=boltz_cache["cache"],
+        PORTAL_BOLTZ_CHECKPOINT=boltz_cache["checkpoint"],
+        PORTAL_BOLTZ_AFFINITY_CHECKPOINT=boltz_cache["affinity_checkpoint"],
+    )
+    yield pool
+    pool.stop()
+
+
+def boltz_ready(name: str) -> bool:
+    """Whether node `name` has reported that it can predict."""
+    from nodes.models import Node
+
+    node = Node.objects.filter(name=name).first()
+    return bool(node and node.can_run("boltz"))

@@ -256,6 +256,7 @@ class BoltzEngine(Engine):
         for path in files:
             shutil.copyfile(path, out / path.name)
         shutil.copyfile(data, out / "input.yaml")
+        (out / "chains.json").write_text(json.dumps({"chains": _chains(processed, record_id)}))
         (out / "provenance.json").write_text(json.dumps(provenance, indent=2))
         for msa in sorted((processed / "msa").glob("*.npz")):
             shutil.copyfile(msa, out / f"msa_{msa.name}")
@@ -439,6 +440,25 @@ class BoltzEngine(Engine):
         if not path.is_file() or path.stat().st_size == 0:
             raise RuntimeError(f"boltz wrote no {path.name}")
         return path
+
+
+def _chains(processed: Path, record_id: str) -> list[dict]:
+    """The chains in token order (the order of the PAE's rows): name, type, tokens (a residue
+    of a polymer, an atom of a ligand, each), for pages that draw per-chain figures."""
+    from boltz.data import const
+    from boltz.data.types import StructureV2
+
+    structure = StructureV2.load(processed / "structures" / f"{record_id}.npz")
+    names = {number: name.lower() for name, number in const.chain_type_ids.items()}
+    ligand = const.chain_type_ids["NONPOLYMER"]
+    return [
+        {
+            "name": str(chain["name"]),
+            "type": names[int(chain["mol_type"])],
+            "tokens": int(chain["atom_num"] if chain["mol_type"] == ligand else chain["res_num"]),
+        }
+        for chain in structure.chains
+    ]
 
 
 def _sha256(path: Path) -> str:

@@ -112,6 +112,7 @@
       const score = el("score-row");
       if (score && event.state === "succeeded") score.hidden = false;
       loadArtifacts();
+      root.dispatchEvent(new CustomEvent("job:finished", { detail: event.state }));
     }
     // The history table was rendered with the page; later changes are added to it.
     if (event.id > Number(root.dataset.historyUntil)) {

@@ -17,6 +17,7 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from jobs.models import Job, State
+from tests.conftest import boltz_ready
 from tests.jobs.test_runner import lines, place_and_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -271,22 +272,6 @@ def test_a_job_cancelled_mid_prediction_ends_within_5_s_and_the_next_succeeds(
     os.kill(int(engine(after)["pid"]), signal.SIGKILL)
 
 
-@pytest.fixture
-def boltz_stack(boltz_cache, transactional_db):
-    """The portal, the scheduler and a node in processes of their own, with the tiny model as
-    the node's Boltz-2 weights."""
-    from tests.conftest import Stack
-
-    pool = Stack(
-        "orm",
-        PORTAL_BOLTZ_CACHE=boltz_cache["cache"],
-        PORTAL_BOLTZ_CHECKPOINT=boltz_cache["checkpoint"],
-        PORTAL_BOLTZ_AFFINITY_CHECKPOINT=boltz_cache["affinity_checkpoint"],
-    )
-    yield pool
-    pool.stop()
-
-
 def test_predictions_through_the_api_on_a_real_node_leave_every_artifact(
     boltz_stack, project, alice
 ):
@@ -295,7 +280,7 @@ def test_predictions_through_the_api_on_a_real_node_leave_every_artifact(
     boltz_stack.add_nodes("gpu01")
     client = boltz_stack.client(alice)
     # The node's heartbeat says its weights are there: predictions may go to it.
-    wait_until(lambda: _boltz_ready("gpu01"), 30, what="the node to report boltz ready")
+    wait_until(lambda: boltz_ready("gpu01"), 30, what="the node to report boltz ready")
     ids = []
     for name, text in [("prot.yaml", PROTEIN), ("lig.yaml", LIGAND)]:
         response = client.session.post(
@@ -330,13 +315,6 @@ def test_predictions_through_the_api_on_a_real_node_leave_every_artifact(
         assert "input.yaml" in names
         listed = client.get(f"/api/v1/jobs/{pk}/artifacts/").json()
         assert {a["name"] for a in listed} == names
-
-
-def _boltz_ready(name) -> bool:
-    from nodes.models import Node
-
-    node = Node.objects.filter(name=name).first()
-    return bool(node and node.can_run("boltz"))
 
 
 def test_a_prediction_is_refused_while_no_node_has_the_weights(

@@ -1,0 +1,182 @@
+// A prediction's results: the structure in Mol* (the `molstar` viewer, coloured by pLDDT, one
+// sample at a time), its confidence per chain and chain pair, and the PAE as a heatmap. Every
+// figure comes from the job's own artifacts (the structure file, the confidence JSON, the PAE
+// through /pae/), never from the whole archive.
+(function () {
+  "use strict";
+  const section = document.getElementById("prediction");
+  if (!section) return;
+  const root = document.getElementById("job");
+  const api = root.dataset.api;
+  const el = (id) => document.getElementById(id);
+  const state = { viewer: null, sample: null, loaded: null, samples: [], chains: [] };
+  window.portalPrediction = state; // for people and tests
+
+  const artifact = (name) => api + "artifacts/" + encodeURIComponent(name);
+  async function json(url) {
+    const response = await fetch(url, { headers: { Accept: "application/json" } });
+    if (!response.ok) throw new Error(url + ": " + response.status);
+    return response.json();
+  }
+  function cell(tag, value, cls) {
+    const node = document.createElement(tag);
+    node.textContent = value;
+    if (cls) node.className = cls;
+    return node;
+  }
+  const figure = (value) => (value === undefined || value === null ? "—" : Number(value).toFixed(3));
+
+  async function show() {
+    const names = (await json(api + "artifacts/")).map((a) => a.name);
+    const pattern = /^job-\d+_model_(\d+)\.(cif|pdb)$/;
+    state.samples = names
+      .filter((n) => pattern.test(n))
+      .map((n) => ({ name: n, k: Number(pattern.exec(n)[1]), format: n.endsWith(".cif") ? "mmcif" : "pdb" }))
+      .sort((a, b) => a.k - b.k);
+    if (!state.samples.length) return;
+    el("prediction-waiting").hidden = true;
+    el("prediction-result").hidden = false;
+    state.chains = names.includes("chains.json") ? (await json(artifact("chains.json"))).chains : [];
+    const select = el("sample");
+    select.replaceChildren();
+    for (const sample of state.samples) {
+      const option = cell("option", "sample " + sample.k + (sample.k === 0 ? " (best)" : ""));
+      option.value = sample.k;
+      select.appendChild(option);
+    }
+    select.addEventListener("change", () => choose(Number(select.value)));
+    // Nothing from outside: no remote state server, no volume streaming.
+    state.viewer = await molstar.Viewer.create("viewer", {
+      layoutShowRemoteState: false,
+      volumeStreamingDisabled: true,
+      layoutIsExpanded: false,
+      layoutShowControls: true,
+      layoutShowSequence: true,
+      layoutShowLog: false,
+      layoutShowLeftPanel: false,
+      viewportShowExpand: true,
+      viewportShowSelectionMode: false,
+      viewportShowAnimation: false,
+      collapseRightPanel: false,
+    });
+    await choose(0);
+  }
+
+  async function choose(k) {
+    const sample = state.samples.find((s) => s.k === k);
+    await state.viewer.plugin.clear();
+    await state.viewer.loadStructureFromUrl(artifact(sample.name), sample.format, false, {
+      representationParams: { theme: { globalName: "plddt-confidence" } },
+    });
+    state.sample = k;
+    state.loaded = sample.name;
+    section.dataset.sample = k;
+    const id = sample.name.split("_model_")[0];
+    const confidence = await json(artifact("confidence_" + id + "_model_" + k + ".json"));
+    drawConfidence(confidence);
+    await drawPae(k);
+  }
+
+  function chainName(index) {
+    const chain = state.chains[Number(index)];
+    return chain ? chain.name : String(index);
+  }
+
+  function drawConfidence(confidence) {
+    const rows = [
+      ["confidence score", confidence.confidence_score],
+      ["pTM", confidence.ptm],
+      ["ipTM", confidence.iptm],
+      ["complex pLDDT", confidence.complex_plddt],
+      ["complex ipLDDT", confidence.complex_iplddt],
+      ["complex PDE (Å)", confidence.complex_pde],
+      ["complex iPDE (Å)", confidence.complex_ipde],
+      ["ligand ipTM", confidence.ligand_iptm],
+      ["protein ipTM", confidence.protein_iptm],
+    ];
+    const body = el("confidence").tBodies[0];
+    body.replaceChildren();
+    for (const [label, value] of rows) {
+      if (value === undefined) continue;
+      const tr = document.createElement("tr");
+      tr.appendChild(cell("th", label));
+      const td = cell("td", figure(value));
+      td.dataset.key = label;
+      tr.appendChild(td);
+      body.appendChild(tr);
+    }
+    const indices = Object.keys(confidence.chains_ptm || {});
+    const head = el("pairs").tHead;
+    head.replaceChildren();
+    const top = document.createElement("tr");
+    top.appendChild(cell("th", ""));
+    for (const j of indices) top.appendChild(cell("th", chainName(j)));
+    head.appendChild(top);
+    const pairs = el("pairs").tBodies[0];
+    pairs.replaceChildren();
+    for (const i of indices) {
+      const tr = document.createElement("tr");
+      tr.appendChild(cell("th", chainName(i)));
+      for (const j of indices) {
+        const value = i === j ? confidence.chains_ptm[i] : ((confidence.pair_chains_iptm || {})[i] || {})[j];
+        const td = cell("td", figure(value), i === j ? "diagonal" : "");
+        td.dataset.pair = chainName(i) + "-" + chainName(j);
+        tr.appendChild(td);
+      }
+      pairs.appendChild(tr);
+    }
+  }
+
+  // Low error dark green, high error white, as AlphaFold's pages draw it.
+  function colour(byte) {
+    const t = byte / 255;
+    return [Math.round(255 * t), Math.round(100 + 155 * t), Math.round(255 * t)];
+  }
+
+  async function drawPae(k) {
+    const pae = await json(api + "pae/?sample=" + k);
+    const n = pae.size;
+    const bytes = Uint8Array.from(atob(pae.values), (c) => c.charCodeAt(0));
+    const matrix = document.createElement("canvas");
+    matrix.width = matrix.height = n;
+    const image = matrix.getContext("2d").createImageData(n, n);
+    for (let i = 0; i < n * n; i++) {
+      const [r, g, b] = colour(bytes[i]);
+      image.data.set([r, g, b, 255], i * 4);
+    }
+    matrix.getContext("2d").putImageData(image, 0, 0);
+    const canvas = el("pae");
+    const context = canvas.getContext("2d");
+    context.imageSmoothingEnabled = false;
+    context.clearRect(0, 0, canvas.width, canvas.height);
+    context.drawImage(matrix, 0, 0, canvas.width, canvas.height);
+    // Chain borders.
+    context.strokeStyle = "#000";
+    context.lineWidth = 1;
+    let at = 0;
+    for (const chain of (pae.chains || []).slice(0, -1)) {
+      at += chain.tokens;
+      const x = (at / n) * canvas.width;
+      context.beginPath();
+      context.moveTo(x, 0);
+      context.lineTo(x, canvas.height);
+      context.moveTo(0, x);
+      context.lineTo(canvas.width, x);
+      context.stroke();
+    }
+    canvas.dataset.size = n;
+    canvas.dataset.sample = k;
+    const scale = el("pae-scale");
+    const s = scale.getContext("2d");
+    for (let x = 0; x < scale.width; x++) {
+      const [r, g, b] = colour(Math.round((x / (scale.width - 1)) * 255));
+      s.fillStyle = "rgb(" + r + "," + g + "," + b + ")";
+      s.fillRect(x, 0, 1, scale.height);
+    }
+  }
+
+  if (root.dataset.state === "succeeded") show();
+  root.addEventListener("job:finished", (event) => {
+    if (event.detail === "succeeded") show();
+  });
+})();

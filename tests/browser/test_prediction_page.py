@@ -1,0 +1,103 @@
+"""A finished prediction's page in Chromium: the structure in Mol*, a switch between samples, the
+confidence tables and the PAE heatmap, all from the job's own artifacts (a real prediction by a
+real node, with the tiny random Boltz-2 the tests build)."""
+
+import json
+
+import pytest
+
+from jobs.models import Job, State
+from tests.browser.conftest import screenshot, sign_in
+from tests.conftest import boltz_ready, wait_until
+from tests.jobs.test_predict import FAST, LIGAND
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+STRUCTURE = "portalPrediction.viewer.plugin.managers.structure.hierarchy.current.structures[0]"
+
+
+def test_a_finished_prediction_shows_its_structure_confidence_and_pae(
+    boltz_stack,
+    project,
+    alice,
+    browser_page,
+):
+    boltz_stack.add_nodes("node-a")
+    wait_until(lambda: boltz_ready("node-a"), 30, what="the node to report boltz ready")
+    client = boltz_stack.client(alice)
+    uploaded = client.session.post(
+        f"{boltz_stack.url}/api/v1/uploads/",
+        data={"project": project.pk},
+        files={"file": ("complex.yaml", LIGAND.encode())},
+    ).json()
+    pk = client.submit(
+        project,
+        kind="predict",
+        params={**FAST, "seed": 3, "diffusion_samples": 2},
+        inputs=[uploaded["id"]],
+    )["id"]
+    wait_until(lambda: Job.objects.get(pk=pk).is_finished, 90, what="the prediction")
+    assert Job.objects.get(pk=pk).state == State.SUCCEEDED
+
+    def artifact(name):
+        return client.get(f"/api/v1/jobs/{pk}/artifacts/{name}").content
+
+    atoms = sum(
+        line.startswith((b"ATOM", b"HETATM"))
+        for line in artifact(f"job-{pk}_model_0.cif").splitlines()
+    )
+    page = browser_page
+    elsewhere = []  # the page asks nothing of any other server
+    page.on(
+        "request",
+        lambda r: (
+            None
+            if r.url.startswith((boltz_stack.url, "data:", "blob:"))
+            else elsewhere.append(r.url)
+        ),
+    )
+    sign_in(page, boltz_stack.url, "alice", "alice-password")
+    page.goto(f"{boltz_stack.url}/jobs/{pk}/")
+    page.wait_for_function(
+        "window.portalPrediction && portalPrediction.loaded !== null", timeout=60_000
+    )
+    page.wait_for_function(f"{STRUCTURE} !== undefined", timeout=30_000)
+
+    # Mol* holds the structure: every atom of the file.
+    assert page.evaluate(f"{STRUCTURE}.cell.obj.data.elementCount") == atoms
+    first_x = page.evaluate(f"{STRUCTURE}.cell.obj.data.models[0].atomicConformation.x[0]")
+
+    # The confidence tables say what the sample's confidence JSON says.
+    confidence = json.loads(artifact(f"confidence_job-{pk}_model_0.json"))
+    assert page.inner_text('#confidence td[data-key="confidence score"]') == (
+        f"{confidence['confidence_score']:.3f}"
+    )
+    assert page.inner_text('#confidence td[data-key="ipTM"]') == f"{confidence['iptm']:.3f}"
+    assert page.inner_text('#pairs td[data-pair="A-B"]') == (
+        f"{confidence['pair_chains_iptm']['0']['1']:.3f}"
+    )
+    assert page.inner_text('#pairs td[data-pair="A-A"]') == f"{confidence['chains_ptm']['0']:.3f}"
+
+    # The PAE heatmap is drawn: one row and column per token (22 residues and 13 ligand atoms).
+    page.wait_for_function("document.getElementById('pae').dataset.size !== undefined")
+    assert page.get_attribute("#pae", "data-size") == "35"
+    painted = page.evaluate(
+        "(() => { const c = document.getElementById('pae').getContext('2d');"
+        " const d = c.getImageData(0, 0, c.canvas.width, c.canvas.height).data;"
+        " let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; })()"
+    )
+    assert painted == 420 * 420
+    screenshot(page, "prediction-page")
+
+    # Another sample: another structure (its own coordinates), and its own figures.
+    page.select_option("#sample", "1")
+    page.wait_for_function(
+        "portalPrediction.sample === 1 && document.getElementById('pae').dataset.sample === '1'"
+    )
+    page.wait_for_function(f"{STRUCTURE} !== undefined")
+    assert page.evaluate(f"{STRUCTURE}.cell.obj.data.models[0].atomicConformation.x[0]") != first_x
+    other = json.loads(artifact(f"confidence_job-{pk}_model_1.json"))
+    assert page.inner_text('#confidence td[data-key="confidence score"]') == (
+        f"{other['confidence_score']:.3f}"
+    )
+    assert elsewhere == []
