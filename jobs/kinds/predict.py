@@ -93,6 +93,7 @@ def tokens(document: dict) -> int:
 
 def parse(document: dict):
     """boltz's own parse of a checked document, with this portal's molecules."""
+    import rdkit.Chem.Descriptors  # noqa: F401  (boltz reads it as AllChem.Descriptors for affinity)
     from boltz.data.parse.schema import parse_boltz_schema
     from rdkit import Chem
 

@@ -61,7 +61,7 @@ def submit(api, user, project, upload_id, **params):
     return response
 
 
-def boltz_cli(boltz_cache, yaml: Path, out: Path, seed: int) -> Path:
+def boltz_cli(boltz_cache, yaml: Path, out: Path, seed: int, *extra: str) -> Path:
     """The real `boltz predict` on the same checkpoint, input, options and seed."""
     subprocess.run(
         [
@@ -72,6 +72,7 @@ def boltz_cli(boltz_cache, yaml: Path, out: Path, seed: int) -> Path:
             *("--checkpoint", str(boltz_cache["checkpoint"])),
             *("--accelerator", "cpu", "--no_kernels", "--num_workers", "0"),
             *("--recycling_steps", "0", "--sampling_steps", "10", "--seed", str(seed)),
+            *extra,
         ],
         check=True,
         capture_output=True,
@@ -453,3 +454,62 @@ def test_the_job_list_shows_a_predictions_confidence(client, alice, project):
     client.force_login(alice)
     page = client.get("/jobs/").content.decode()
     assert "confidence 0.81 · ipTM 0.50 · pLDDT 0.90" in page
+
+
+def test_affinity_on_the_engine_is_what_boltz_predict_writes(
+    boltz_node, boltz_cache, api, alice, project, enqueued, tmp_path
+):
+    """The affinity model loads when a job first asks for it, after the structure model, as the
+    CLI's second pass does; its figures match the CLI's and become the job's metrics."""
+    document = {
+        "sequences": [
+            {"protein": {"id": "A", "sequence": "MKTAYIAKQRQISFVKSHFSRQ"}},
+            {"ligand": {"id": "B", "smiles": "CC(=O)Oc1ccccc1C(=O)O"}},
+        ],
+        "properties": [{"affinity": {"binder": "B"}}],
+    }
+    options = {"sampling_steps_affinity": 10, "diffusion_samples_affinity": 1, "seed": 4}
+    response = api(alice).post(
+        "/api/v1/jobs/",
+        {
+            "project": project.pk,
+            "kind": "predict",
+            "params": {"input": document, **FAST, **options},
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    job = Job.objects.get(pk=response.json()["id"])
+    place_and_run(job, enqueued)
+    assert job.state == State.SUCCEEDED, job.error
+    assert "predicting the affinity" in [
+        e.data["message"] for e in job.events.filter(type="progress")
+    ]
+
+    record = f"job-{job.pk}"
+    yaml = tmp_path / f"{record}.yaml"
+    yaml.write_bytes(artifact(job, "input.yaml"))
+    cli = boltz_cli(
+        boltz_cache,
+        yaml,
+        tmp_path / record,
+        4,
+        "--affinity_checkpoint",
+        str(boltz_cache["affinity_checkpoint"]),
+        "--sampling_steps_affinity",
+        "10",
+        "--diffusion_samples_affinity",
+        "1",
+    )
+    expected = (cli / f"affinity_{record}.json").read_bytes()
+    assert artifact(job, f"affinity_{record}.json") == expected
+    assert (
+        job.metrics["affinity_probability_binary"]["value"]
+        == (json.loads(expected)["affinity_probability_binary"])
+    )
+    provenance = json.loads(artifact(job, "provenance.json"))
+    assert (
+        provenance["affinity_checkpoint_sha256"]
+        == hashlib.sha256(Path(boltz_cache["affinity_checkpoint"]).read_bytes()).hexdigest()
+    )
+    os.kill(int(engine(job)["pid"]), signal.SIGKILL)
