@@ -23,6 +23,8 @@ def form_field(field: drf.Field) -> forms.Field:
     }
     if isinstance(field, drf.BooleanField):
         return forms.BooleanField(**{**common, "required": False})
+    if isinstance(field, drf.JSONField):
+        return forms.JSONField(widget=forms.Textarea(attrs={"rows": 4}), **common)
     if isinstance(field, drf.ChoiceField):
         return forms.ChoiceField(choices=list(field.choices.items()), **common)
     if isinstance(field, drf.IntegerField):
@@ -50,8 +52,11 @@ class JobForm(forms.Form):
         usable = [u for u in uploads if not kind.input_kinds or u.kind in kind.input_kinds]
         choices = [(u.pk, f"{u.name} ({u.kind}, {u.size:,} bytes)") for u in usable]
         if kind.max_inputs == 1:
+            required = kind.min_inputs > 0
             self.fields["inputs"] = forms.ChoiceField(
-                choices=choices, required=kind.min_inputs > 0, label="Input"
+                choices=choices if required else [("", "none"), *choices],
+                required=required,
+                label="Input",
             )
         elif kind.max_inputs > 1:
             self.fields["inputs"] = forms.MultipleChoiceField(
@@ -72,7 +77,7 @@ class JobForm(forms.Form):
 
     def input_ids(self) -> list[int]:
         chosen = self.cleaned_data.get("inputs") or []
-        return [int(i) for i in ([chosen] if isinstance(chosen, str) else chosen)]
+        return [int(i) for i in ([chosen] if isinstance(chosen, str) else chosen) if i]
 
     def show_errors(self, fields: dict) -> None:
         """Put what the kind refused (`params.<name>`, `inputs`, …) beside its field."""
