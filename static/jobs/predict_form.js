@@ -52,8 +52,11 @@
     } else {
       row.appendChild(node("textarea", { "data-field": "sequence", rows: "2", placeholder: "sequence" }));
       row.querySelector("[data-field=sequence]").value = values.sequence || "";
-      row.appendChild(field("modifications", node("input", { "data-field": "modifications", size: "14", placeholder: "4:SEP, 9:MLY" })));
-      row.appendChild(field("cyclic", node("input", { "data-field": "cyclic", type: "checkbox" })));
+      const mods = (values.modifications || []).map((m) => m.position + ":" + m.ccd).join(", ");
+      row.appendChild(field("modifications", node("input", { "data-field": "modifications", size: "14", placeholder: "4:SEP, 9:MLY", value: mods })));
+      const cyclic = node("input", { "data-field": "cyclic", type: "checkbox" });
+      cyclic.checked = Boolean(values.cyclic);
+      row.appendChild(field("cyclic", cyclic));
     }
     const remove = node("button", { type: "button", class: "link", text: "remove" });
     remove.addEventListener("click", () => { row.remove(); refreshAffinity(); });
@@ -74,20 +77,27 @@
     if (ligands.includes(chosen)) affinity.value = chosen;
   }
 
-  function addConstraint(kind) {
+  // [A, 12] → "A:12" (the reverse of token() below, for a form sent back with errors).
+  function tokenText(value) {
+    return Array.isArray(value) ? value.join(":") : value == null ? "" : String(value);
+  }
+
+  function addConstraint(kind, values) {
+    values = values || {};
+    const text = (key) => tokenText(values[key]);
     const row = node("div", { class: "constraint", "data-kind": kind });
     row.appendChild(node("strong", { text: kind }));
     if (kind === "pocket") {
-      row.appendChild(field("binder chain", node("input", { "data-field": "binder", size: "3" })));
-      row.appendChild(field("contacts", node("input", { "data-field": "contacts", size: "16", placeholder: "A:12, A:45" })));
+      row.appendChild(field("binder chain", node("input", { "data-field": "binder", size: "3", value: text("binder") })));
+      row.appendChild(field("contacts", node("input", { "data-field": "contacts", size: "16", placeholder: "A:12, A:45", value: (values.contacts || []).map(tokenText).join(", ") })));
     } else if (kind === "contact") {
-      row.appendChild(field("between", node("input", { "data-field": "token1", size: "6", placeholder: "A:12" })));
-      row.appendChild(field("and", node("input", { "data-field": "token2", size: "6", placeholder: "B:3" })));
+      row.appendChild(field("between", node("input", { "data-field": "token1", size: "6", placeholder: "A:12", value: text("token1") })));
+      row.appendChild(field("and", node("input", { "data-field": "token2", size: "6", placeholder: "B:3", value: text("token2") })));
     } else {
-      row.appendChild(field("atom", node("input", { "data-field": "atom1", size: "10", placeholder: "A:6:SG" })));
-      row.appendChild(field("to atom", node("input", { "data-field": "atom2", size: "10", placeholder: "B:1:C1" })));
+      row.appendChild(field("atom", node("input", { "data-field": "atom1", size: "10", placeholder: "A:6:SG", value: text("atom1") })));
+      row.appendChild(field("to atom", node("input", { "data-field": "atom2", size: "10", placeholder: "B:1:C1", value: text("atom2") })));
     }
-    if (kind !== "bond") row.appendChild(field("max distance (Å)", node("input", { "data-field": "distance", size: "4", value: "6" })));
+    if (kind !== "bond") row.appendChild(field("max distance (Å)", node("input", { "data-field": "distance", size: "4", value: values.max_distance == null ? "6" : String(values.max_distance) })));
     const remove = node("button", { type: "button", class: "link", text: "remove" });
     remove.addEventListener("click", () => row.remove());
     row.appendChild(remove);
@@ -175,6 +185,13 @@
     addEntity(kind, { ...body, ids: ids });
   }
   if (!described.length) addEntity("protein");
+  for (const item of previous && Array.isArray(previous.constraints) ? previous.constraints : []) {
+    const [kind, body] = Object.entries(item)[0] || [];
+    if (["pocket", "contact", "bond"].includes(kind)) addConstraint(kind, body || {});
+  }
+  for (const item of previous && Array.isArray(previous.properties) ? previous.properties : []) {
+    if (item && item.affinity && item.affinity.binder) affinity.value = item.affinity.binder;
+  }
   form.addEventListener("submit", () => {
     const described = Array.from(entities.querySelectorAll(".entity")).some((row) => {
       const filled = row.querySelector("[data-field=sequence], [data-field=ligand]");

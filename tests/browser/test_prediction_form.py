@@ -60,12 +60,27 @@ def test_a_scientist_describes_a_complex_and_submits_it(server, project, alice, 
         "properties": [{"affinity": {"binder": "B"}}],
     }
 
-    # A mistake is named on the page, and the entities stay as they were described.
+    # A mistake is named on the page, and everything described stays as it was: entities,
+    # modifications, constraints and the affinity ligand.
     page.goto(f"{server.url}/projects/{project.pk}/jobs/new/predict/")
-    page.fill("#entities [data-field=sequence]", "MKT1AY")
+    page.fill("#entities [data-field=sequence]", "MKT1AYSK")
+    page.fill("#entities [data-field=modifications]", "2:MLY")
+    page.click("#add-ligand")
+    page.fill("#entities .entity[data-kind=ligand] [data-field=ligand]", "CCO")
+    page.click("#add-contact")
+    page.fill("#constraints [data-field=token1]", "A:2")
+    page.fill("#constraints [data-field=token2]", "B:1")
+    page.fill("#constraints [data-field=distance]", "8")
+    page.select_option("#affinity", "B")
     page.focus("#job-form button[type=submit]")
     page.keyboard.press("Enter")
     page.wait_for_selector(".errorlist")
     assert "'1' at position 4 is not a protein letter" in page.inner_text(".errorlist")
-    assert page.input_value("#entities [data-field=sequence]") == "MKT1AY"
+    assert page.input_value("#entities [data-field=sequence]") == "MKT1AYSK"
+    assert page.input_value("#entities [data-field=modifications]") == "2:MLY"
+    assert page.input_value("#entities .entity[data-kind=ligand] [data-field=ligand]") == "CCO"
+    assert page.input_value("#constraints [data-field=token1]") == "A:2"
+    assert page.input_value("#constraints [data-field=token2]") == "B:1"
+    assert page.input_value("#constraints [data-field=distance]") == "8"
+    assert page.input_value("#affinity") == "B"
     assert Job.objects.count() == 1
