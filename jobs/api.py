@@ -12,6 +12,7 @@ from jobs.archive import archive_stream
 from jobs.filters import JobFilter
 from jobs.kinds import registry
 from jobs.kinds.boltz_input import as_alphafold3
+from jobs.kinds.predict import msa_as_a3m
 from jobs.models import Artifact, Job, JobTransition, Priority
 from jobs.results import pae_bytes, read_json
 from jobs.selectors import events_after, job_for, jobs_visible_to
@@ -19,6 +20,7 @@ from jobs.services import job_cancel, job_set_priority, job_submit
 from portal.ids import MAX_ID, IdField
 from portal.projects.models import Role
 from portal.projects.selectors import project_for
+from portal.uploads.models import Upload
 
 MAX_EVENTS = 1000
 
@@ -280,7 +282,13 @@ class AlphaFold3View(APIView):
         job = job_for(request.user, pk)
         if job.kind != "predict":
             raise NotFound("Only a prediction has an AlphaFold 3 input.")
-        converted = as_alphafold3(job.params["input"], job.name, job.params["seed"])
+        uploads = {u.pk: u for u in Upload.objects.filter(job_inputs__job=job)}
+        converted = as_alphafold3(
+            job.params["input"],
+            job.name,
+            job.params["seed"],
+            msa_text=lambda pk: msa_as_a3m(uploads[pk]),
+        )
         response = Response(converted)
         response["Content-Disposition"] = f'attachment; filename="job-{job.pk}-af3.json"'
         return response

@@ -84,7 +84,7 @@ class JobRun:
             shutil.rmtree(self.scratch)
         (self.scratch / "in").mkdir(parents=True)
         (self.scratch / "out").mkdir()
-        inputs, digests, kinds = self.fetch_inputs()
+        inputs, digests, kinds, ids = self.fetch_inputs()
         context = RunContext(
             job_id=self.job.pk,
             params=self.job.params,
@@ -95,6 +95,7 @@ class JobRun:
             gpu=self.job.gpu,
             input_digests=digests,
             input_kinds=kinds,
+            input_ids=ids,
             extras=self.fetch_extras(),
         )
         if context.gpu is not None:
@@ -130,9 +131,9 @@ class JobRun:
         ):
             self.add({"type": "log", "line": line})
 
-    def fetch_inputs(self) -> tuple[list[Path], list[str], list[str]]:
+    def fetch_inputs(self) -> tuple[list[Path], list[str], list[str], list[int]]:
         """Copy the inputs from storage into `in/`, checking their digests on the way."""
-        paths, digests, kinds, taken = [], [], [], set()
+        paths, digests, kinds, ids, taken = [], [], [], [], set()
         uploads = Upload.objects.filter(job_inputs__job_id=self.job.pk).annotate(
             position=F("job_inputs__position")
         )
@@ -144,7 +145,8 @@ class JobRun:
             paths.append(self.fetch(upload.storage_key, upload.sha256, name, upload.name))
             digests.append(upload.sha256)
             kinds.append(upload.kind)
-        return paths, digests, kinds
+            ids.append(upload.pk)
+        return paths, digests, kinds, ids
 
     def fetch_extras(self) -> dict[str, Path]:
         extras = {}

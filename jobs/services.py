@@ -118,6 +118,10 @@ def job_submit(
     inputs = _uploads(project, inputs)
     _check_inputs(job_kind, inputs)
     cleaned = job_kind.validate(params, inputs, user=by, project=project)
+    given = {u.pk for u in inputs}
+    inputs += _uploads(
+        project, [pk for pk in dict.fromkeys(job_kind.named_uploads(cleaned)) if pk not in given]
+    )
     gpu_memory = _gpu_memory(job_kind, cleaned, inputs)
     digest = fingerprint(kind, cleaned, [u.sha256 for u in inputs])
 
@@ -300,7 +304,12 @@ def job_requeue(*, job: Job, reason: str, by=None, counts_as_attempt: bool = Fal
 
 def job_resubmit(*, job: Job, by) -> Job:
     """A fresh job with the same kind, parameters and inputs (for a finished one)."""
-    inputs = list(job.job_inputs.order_by("position").values_list("upload_id", flat=True))
+    named = set(get_kind(job.kind).named_uploads(job.params))
+    inputs = [
+        pk
+        for pk in job.job_inputs.order_by("position").values_list("upload_id", flat=True)
+        if pk not in named
+    ]
     new, _ = job_submit(
         project=job.project,
         by=by,

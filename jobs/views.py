@@ -126,5 +126,11 @@ def job_new_kind(request, pk, kind):
         else:
             return redirect("job", pk=job.pk)
     templates = [f"jobs/new_{kind}.html", "jobs/new_kind.html"]
-    context = {"project": project, "kind": job_kind, "form": form}
+    context = {
+        "project": project,
+        "kind": job_kind,
+        "form": form,
+        # For the page's script (a prediction's MSA and template choices).
+        "uploads": [{"id": u.pk, "name": u.name, "kind": u.kind} for u in uploads],
+    }
     return render(request, templates, context)

@@ -86,6 +86,13 @@ ATOMS_PER_WINDOW_KEYS = 128
 # - 64 distance bins, as in the released model (the confidence and affinity heads bin
 #   distances into 64 too).
 NUM_BINS = 64
+# Raised whenever the recipe changes what a checkpoint holds (2: the template module; 3: no
+# zero-initialised projections).
+RECIPE = 3
+
+# An mmCIF as the portal's upload check takes it (a data block, an atom table) that boltz's
+# parser cannot read: a template it refuses.
+BROKEN_CIF = "data_x\nloop_\n_atom_site.group_PDB\n_atom_site.id\nATOM 1\n"
 
 
 def make_boltz_cache(cache: Path, *, seed: int = 0) -> dict:
@@ -95,18 +102,19 @@ def make_boltz_cache(cache: Path, *, seed: int = 0) -> dict:
     "affinity_checkpoint": Path, "mols": Path, "cache": Path}. Deterministic for a seed.
     Idempotent (reuses what is there).
 
-    The checkpoints are named for their seed (`tiny-boltz2-conf-seed0.ckpt`), so one cache can
-    hold several seeds and a file that exists is always the one this seed would build. Every
+    The checkpoints are named for their seed and the version of the recipe below
+    (`tiny-boltz2-v2-conf-seed0.ckpt`), so one cache can hold several seeds and a file that
+    exists is always the one this seed and recipe would build. Every
     file is written to a temporary name and renamed, so concurrent callers never read half a
     file. Existing files, real ones included, are never overwritten.
     """
     cache = Path(cache).resolve()  # absolute, as BOLTZ_CACHE must be
     cache.mkdir(parents=True, exist_ok=True)
     mols = write_mols(cache / "mols")
-    checkpoint = cache / f"tiny-boltz2-conf-seed{seed}.ckpt"
+    checkpoint = cache / f"tiny-boltz2-v{RECIPE}-conf-seed{seed}.ckpt"
     if not checkpoint.exists():
         write_checkpoint(checkpoint, structure_hparams(), seed=seed)
-    affinity_checkpoint = cache / f"tiny-boltz2-aff-seed{seed}.ckpt"
+    affinity_checkpoint = cache / f"tiny-boltz2-v{RECIPE}-aff-seed{seed}.ckpt"
     if not affinity_checkpoint.exists():
         write_checkpoint(affinity_checkpoint, affinity_hparams(), seed=seed)
     write_download_placeholders(cache)
@@ -198,6 +206,15 @@ def structure_hparams() -> dict:
             "add_mol_type_feat": True,
         },
         "msa_args": asdict(MSAModuleArgs(use_paired_feature=True)),
+        # Templates reach the model (boltz 2's template module), a few channels wide.
+        "use_templates": True,
+        "use_templates_v2": True,
+        "template_args": {
+            "template_dim": 8,
+            "template_blocks": 1,
+            "pairwise_head_width": 4,
+            "pairwise_num_heads": 2,
+        },
         "pairformer_args": asdict(PairformerArgsV2()),
         # The diffusion transformer works on 2 * token_s channels; the encoder and decoder
         # biases are depth * heads wide, shared with DiffusionConditioning.
@@ -285,6 +302,12 @@ def write_checkpoint(path: Path, hparams: dict, *, seed: int = 0) -> Path:
 
     with _seeded(seed):
         model = Boltz2(**hparams)
+        # boltz zero-initialises the last projection of many blocks (a fresh model starts
+        # each as the identity), so a random model's structure would ignore its inputs: MSA,
+        # template and constraints alike. Small random weights there let each input move it.
+        for parameter in model.parameters():
+            if parameter.dim() > 1 and not parameter.detach().any():
+                torch.nn.init.normal_(parameter, std=0.02)
     checkpoint = {
         "epoch": 0,
         "global_step": 0,

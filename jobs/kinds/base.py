@@ -12,7 +12,8 @@ A kind is a plug-in in a module of its own (`jobs/kinds/check.py`, …) register
   returns the cleaned parameters that are stored with the job;
 - may estimate the GPU memory a job needs (`gpu_memory`), once, at submission;
 - names any `extra_inputs` the node must fetch besides the uploads (another job's artifact, such
-  as a trained model);
+  as a trained model), and any `named_uploads`: uploads its parameters name by id (a
+  prediction's MSA or template), which join the job's inputs after those given;
 - `build`s what runs on the node: a `Command` (a fresh subprocess per job) or, for a kind
   with `engine` set, a request for a resident engine process that keeps its model loaded
   between jobs on the same slot (jobs/engine_server.py), started with the kind's
@@ -51,6 +52,7 @@ class RunContext:
     gpu: int | None  # the GPU index the job may use, None for a CPU slot
     input_digests: list[str] = field(default_factory=list)
     input_kinds: list[str] = field(default_factory=list)  # each upload's kind (fasta, csv, …)
+    input_ids: list[int] = field(default_factory=list)  # each upload's id
     extras: dict[str, Path] = field(default_factory=dict)  # extra inputs, by name
 
 
@@ -92,6 +94,12 @@ class JobKind:
         """Check parameters (and the uploads given as inputs); return the cleaned parameters.
         By default what `Params` declares; a kind adds the checks one field cannot make."""
         return self.clean_params(params)
+
+    def named_uploads(self, params: dict) -> list[int]:
+        """Ids of the project's uploads the cleaned parameters name (checked by `validate`):
+        they become inputs of the job after those given, fetched to the node like them and
+        kept while the job is."""
+        return []
 
     def extra_inputs(self, params: dict) -> list[dict]:
         """Files besides the uploads the node fetches into `in/`: dicts of `name`,

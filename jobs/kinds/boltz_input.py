@@ -4,11 +4,16 @@ parser sees it, so a mistake is named (which entity, which constraint, what is w
 than surfacing as a bare KeyError from deep inside boltz.
 
 The document a job runs is the normalised one: every protein chain says where its MSA comes
-from (`empty`, single sequence, unless the input names an MSA the portal provides), so it is
-stored with the job and is exactly the YAML the engine writes for boltz.
+from (`empty`, single sequence, or an upload's id), so it is stored with the job and is the YAML
+the engine writes for boltz. Files are never named by path: where boltz takes a path (a
+protein's `msa`, a template's `cif` or `pdb`) the portal takes the id of an upload of the job's
+project (an A3M or boltz CSV; an mmCIF or PDB); the node fetches it and boltz reads it from
+there (jobs/kinds/predict.py).
 """
 
+import math
 import re
+from typing import NamedTuple
 
 from portal.errors import PortalError
 
@@ -90,7 +95,7 @@ def check_document(document) -> dict:
         normalised.append(_entity(number, item, chains))
     result = {"version": 1, "sequences": normalised}
     if document.get("templates"):
-        raise invalid("Templates are not taken yet.")
+        result["templates"] = _templates(document["templates"], chains)
     if "constraints" in document:
         result["constraints"] = _constraints(document["constraints"], chains)
     if "properties" in document:
@@ -141,12 +146,14 @@ def _entity(number: int, item, chains: dict) -> dict:
             raise invalid(f"{name}: `cyclic` is true or false.")
         if kind == "protein":
             msa = body.get("msa", "empty")
-            if msa not in ("empty", None):
-                raise invalid(
-                    f"{name}: an MSA path cannot come from an input; leave `msa` out "
-                    "(single sequence) for now."
+            if msa in ("empty", None, ""):
+                entity["msa"] = "empty"
+            else:
+                entity["msa"] = upload_id(
+                    msa,
+                    f"{name}: `msa` is `empty` (single sequence) or the id of an A3M or CSV "
+                    "upload of this project, not a path",
                 )
-            entity["msa"] = "empty"
         length = len(sequence)
     else:
         smiles, ccd = body.get("smiles"), body.get("ccd")
@@ -160,6 +167,124 @@ def _entity(number: int, item, chains: dict) -> dict:
     for chain in ids:
         chains[chain] = (kind, length)
     return {kind: entity}
+
+
+def upload_id(value, problem: str) -> int:
+    """An upload's id as a document gives it: a number, or its decimal digits (a FASTA header
+    or YAML may quote it)."""
+    from portal.ids import parse_id
+
+    number = parse_id(value) if isinstance(value, str) else value
+    if isinstance(number, bool) or not isinstance(number, int) or parse_id(str(number)) is None:
+        raise invalid(f"{problem}.")
+    return number
+
+
+def _templates(templates, chains: dict) -> list:
+    """boltz's `templates` with uploads for files: [{cif | pdb: <upload id>, chain_id,
+    template_id, force, threshold}]."""
+    if not isinstance(templates, list):
+        raise invalid("`templates` is a list.")
+    proteins = {chain for chain, (kind, _) in chains.items() if kind == "protein"}
+    normalised = []
+    for number, template in enumerate(templates, start=1):
+        label = f"Template {number}"
+        if not isinstance(template, dict):
+            raise invalid(f"{label}: its fields, as a mapping.")
+        unknown = sorted(
+            set(template) - {"cif", "pdb", "chain_id", "template_id", "force", "threshold"}
+        )
+        if unknown:
+            raise invalid(f"{label}: unknown field(s) {', '.join(unknown)}.")
+        formats = [key for key in ("cif", "pdb") if key in template]
+        if len(formats) != 1:
+            raise invalid(f"{label}: either `cif` or `pdb`, the id of a structure upload.")
+        entry = {
+            formats[0]: upload_id(
+                template[formats[0]],
+                f"{label}: `{formats[0]}` is the id of an uploaded "
+                f"{'mmCIF' if formats[0] == 'cif' else 'PDB'} file of this project, not a path",
+            )
+        }
+        chain_ids = template.get("chain_id")
+        if chain_ids is not None:
+            listed = chain_ids if isinstance(chain_ids, list) else [chain_ids]
+            for chain in listed:
+                if chain not in proteins:
+                    raise invalid(f"{label}: chain {chain} is not a protein chain of the input.")
+            entry["chain_id"] = chain_ids
+        template_ids = template.get("template_id")
+        if template_ids is not None:
+            listed = template_ids if isinstance(template_ids, list) else [template_ids]
+            if not all(isinstance(t, str) and t for t in listed):
+                raise invalid(f"{label}: `template_id` names the template's chains.")
+            if chain_ids is None or len(listed) != len(
+                chain_ids if isinstance(chain_ids, list) else [chain_ids]
+            ):
+                raise invalid(
+                    f"{label}: `template_id` pairs with `chain_id`, one template chain each."
+                )
+            entry["template_id"] = template_ids
+        threshold = template.get("threshold")
+        if threshold is not None and (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, int | float)
+            or not 0 < threshold < math.inf
+        ):
+            raise invalid(f"{label}: `threshold` is a distance in Å, above 0.")
+        if "force" in template:
+            if not isinstance(template["force"], bool):
+                raise invalid(f"{label}: `force` is true or false.")
+            if template["force"] and threshold is None:
+                raise invalid(
+                    f"{label}: a forced template needs `threshold`, the distance in Å the "
+                    "prediction may stray from it."
+                )
+            entry["force"] = template["force"]
+        if threshold is not None:
+            entry["threshold"] = threshold
+        normalised.append(entry)
+    return normalised
+
+
+class Reference(NamedTuple):
+    what: str  # msa, cif or pdb
+    upload: int  # the upload's id
+    where: str  # the entity or template naming it
+    sequence: str = ""  # an MSA's chain sequence
+
+
+def references(document: dict) -> list[Reference]:
+    """The uploads a checked document names, in its order."""
+    found = []
+    for number, item in enumerate(document["sequences"], start=1):
+        kind, body = next(iter(item.items()))
+        if kind == "protein" and isinstance(body.get("msa"), int):
+            ids = body["id"] if isinstance(body["id"], list) else [body["id"]]
+            where = f"Entity {number} (protein {', '.join(ids)})"
+            found.append(Reference("msa", body["msa"], where, body["sequence"]))
+    for number, template in enumerate(document.get("templates") or [], start=1):
+        what = "cif" if "cif" in template else "pdb"
+        found.append(Reference(what, template[what], f"Template {number}"))
+    return found
+
+
+def with_files(document: dict, files: dict) -> dict:
+    """The document with each file reference (a protein's `msa`, a template's `cif` or
+    `pdb`) found in `files` replaced by what it maps to: an upload's id by the path of its
+    copy, or a path by a name."""
+    result = dict(document, sequences=[])
+    for item in document["sequences"]:
+        kind, body = next(iter(item.items()))
+        if kind == "protein" and body.get("msa") in files:
+            body = {**body, "msa": files[body["msa"]]}
+        result["sequences"].append({kind: body})
+    if "templates" in document:
+        result["templates"] = [
+            {k: files.get(v, v) if k in ("cif", "pdb") else v for k, v in template.items()}
+            for template in document["templates"]
+        ]
+    return result
 
 
 def _check_smiles(name: str, smiles) -> None:
@@ -240,11 +365,12 @@ def _properties(properties, chains: dict) -> list:
     return properties
 
 
-def as_alphafold3(document: dict, name: str, seed: int) -> dict:
+def as_alphafold3(document: dict, name: str, seed: int, msa_text=lambda upload: "") -> dict:
     """The same input for AlphaFold 3 (its JSON, dialect alphafold3, version 2). Pocket and
-    contact constraints, cyclic chains and affinity have no AlphaFold 3 form and are left
-    out; bond constraints become bondedAtomPairs; a chain without an MSA says so (empty
-    MSAs, no templates)."""
+    contact constraints, cyclic chains, affinity and templates (AlphaFold 3 wants each one's
+    residue mapping) are left out; bond constraints become bondedAtomPairs; a chain's uploaded
+    MSA becomes its `unpairedMsa` (`msa_text(upload id)`, as A3M), a chain without one says
+    so (empty MSAs)."""
     sequences = []
     for item in document["sequences"]:
         kind, body = next(iter(item.items()))
@@ -263,7 +389,12 @@ def as_alphafold3(document: dict, name: str, seed: int) -> dict:
             entry["modifications"] = [
                 {"ptmType": m["ccd"], "ptmPosition": m["position"]} for m in modifications
             ]
-            entry |= {"unpairedMsa": "", "pairedMsa": "", "templates": []}
+            msa = body.get("msa")
+            entry |= {
+                "unpairedMsa": msa_text(msa) if isinstance(msa, int) else "",
+                "pairedMsa": "",
+                "templates": [],
+            }
         else:
             entry["modifications"] = [
                 {"modificationType": m["ccd"], "basePosition": m["position"]} for m in modifications

@@ -4,15 +4,23 @@ upload or the same document as JSON (`params.input`), on the slot's resident eng
 
 The input is checked at submission, entity by entity (jobs/kinds/boltz_input.py: letters,
 SMILES with RDKit, constraints and affinity naming chains that exist) and then by boltz's own
-parser (its molecules for residues and CCD codes), so a bad one gets a 400 naming the problem
-instead of failing on a node. The normalised document is stored with the job as the input it
-runs. The engine options are boltz's, with its defaults; a job without a seed
-gets one chosen now and stored, so any result can be predicted again.
+parser (its molecules for residues and CCD codes; the templates parsed as the node will), so a
+bad one gets a 400 naming the problem instead of failing on a node. MSAs and templates are
+uploads of the project named by id in the document (a protein's `msa`, a template's `cif` or
+`pdb`): an MSA is read with boltz's own parser at submission (its first row must be its chain's
+sequence, every row as long), and both join the job's inputs, so the node fetches them beside
+the input and they cannot be deleted while the job exists. The normalised document is stored
+with the job as the input it runs. The engine options are boltz's, with its defaults; a job
+without a seed gets one chosen now and stored, so any result can be predicted again.
 """
 
 import contextlib
+import csv
+import functools
 import io
 import secrets
+import shutil
+import tempfile
 from pathlib import Path
 
 from django.conf import settings
@@ -20,9 +28,21 @@ from django.core.files.storage import default_storage
 from rest_framework import serializers
 
 from jobs.kinds.base import JobKind, RunContext
-from jobs.kinds.boltz_input import check_document, document_from_fasta, invalid
+from jobs.kinds.boltz_input import (
+    check_document,
+    document_from_fasta,
+    invalid,
+    references,
+    with_files,
+)
 from nodes.models import Node
 from portal.errors import PortalError
+from portal.uploads.models import Upload
+
+# What a reference in a document may name, by upload kind; and the suffix boltz wants for each.
+REFERENCE_KINDS = {"msa": ("a3m", "csv"), "cif": ("mmcif",), "pdb": ("pdb",)}
+SUFFIX = {"a3m": ".a3m", "csv": ".csv", "mmcif": ".cif", "pdb": ".pdb"}
+MAX_MSA_SEQS = 8192  # boltz's --max_msa_seqs: rows past it are not read
 
 
 class PredictParams(serializers.Serializer):
@@ -81,7 +101,8 @@ def tokens(document: dict) -> int:
     ligand (or of a modified residue), each."""
     from boltz.data import const
 
-    target = parse(document)
+    # Templates add no tokens (and are files the parser would read).
+    target = parse({key: value for key, value in document.items() if key != "templates"})
     ligand = const.chain_type_ids["NONPOLYMER"]
     return int(
         sum(
@@ -93,9 +114,13 @@ def tokens(document: dict) -> int:
 
 def parse(document: dict):
     """boltz's own parse of a checked document, with this portal's molecules."""
-    import rdkit.Chem.Descriptors  # noqa: F401  (boltz reads it as AllChem.Descriptors for affinity)
     from boltz.data.parse.schema import parse_boltz_schema
     from rdkit import Chem
+    from rdkit.Chem import AllChem, Descriptors
+
+    # boltz reads Descriptors as an attribute of AllChem (for affinity), which AllChem has only
+    # when Descriptors was imported before it; make it so whatever this process imported first.
+    AllChem.Descriptors = Descriptors
 
     # boltz keeps every RDKit property when it pickles molecules; so must this process.
     Chem.SetDefaultPickleProperties(Chem.PropertyPickleOptions.AllProps)
@@ -103,9 +128,10 @@ def parse(document: dict):
         return parse_boltz_schema("input", document, {}, mols_dir(), True)
 
 
-def check_with_boltz(document: dict) -> None:
-    """boltz's own parser over the document (its molecules for residues and CCD codes):
-    what the portal's checks cannot see, such as a CCD code boltz does not know."""
+def check_with_boltz(document: dict, uploads: dict[int, Upload]) -> None:
+    """boltz's own parser over the document (its molecules for residues and CCD codes, the
+    templates read from copies of their uploads): what the portal's checks cannot see, such
+    as a CCD code boltz does not know or a template residue it cannot build."""
     mols = mols_dir()
     if not mols.is_dir():
         raise PortalError(
@@ -113,10 +139,129 @@ def check_with_boltz(document: dict) -> None:
             "`manage.py boltzweights` here (or set PORTAL_BOLTZ_CACHE).",
             code="boltz_unavailable",
         )
+    with tempfile.TemporaryDirectory(prefix="portal-boltz-") as scratch:
+        files = {}
+        for pk, upload in uploads.items():
+            # MSAs are read at preparation, not by the parser: a name with the suffix will do.
+            path = Path(scratch) / f"{pk}{SUFFIX[upload.kind]}"
+            if upload.kind in ("mmcif", "pdb"):
+                copy_upload(upload, path)
+            files[pk] = str(path)
+
+        def refusal(document: dict) -> str | None:
+            try:
+                parse(with_files(document, files))
+            except Exception as exc:  # boltz says what is wrong with its own exceptions
+                reason = str(exc).replace(scratch + "/", "")
+                return reason or f"its parser stopped with {type(exc).__name__}"
+            return None
+
+        reason = refusal(document)
+        if reason is None:
+            return
+        # When the templates are what boltz refuses, name the first it cannot use.
+        templates = document.get("templates") or []
+        if templates and refusal({**document, "templates": []}) is None:
+            for number, template in enumerate(templates, start=1):
+                alone = refusal({**document, "templates": [template]})
+                if alone is not None:
+                    upload = uploads[template.get("cif", template.get("pdb"))]
+                    raise invalid(f"Template {number}: boltz cannot use '{upload.name}': {alone}")
+        raise invalid(f"Boltz refuses this input: {reason}")
+
+
+def copy_upload(upload: Upload, path: Path) -> Path:
+    with default_storage.open(upload.storage_key, "rb") as source, open(path, "wb") as out:
+        shutil.copyfileobj(source, out, 1 << 20)
+    return path
+
+
+def referenced_uploads(document: dict, project) -> dict[int, Upload]:
+    """The uploads the document names, checked: of the job's project and of the kind each
+    place takes, each MSA one boltz reads whose rows fit its chain."""
+    wanted = references(document)
+    found = Upload.objects.filter(project=project, pk__in=[r.upload for r in wanted])
+    found = {u.pk: u for u in found}
+    for ref in wanted:
+        upload = found.get(ref.upload)
+        if upload is None:
+            raise invalid(f"{ref.where}: there is no upload {ref.upload} in this project.")
+        kinds = REFERENCE_KINDS[ref.what]
+        if upload.kind not in kinds:
+            raise invalid(
+                f"{ref.where}: '{upload.name}' is {upload.kind.upper()}; "
+                f"`{ref.what}` takes {' or '.join(k.upper() for k in kinds)}."
+            )
+        if ref.what == "msa":
+            check_msa(upload, ref.sequence, ref.where)
+    return found
+
+
+@functools.lru_cache(maxsize=64)
+def _msa_rows(sha256: str, storage_key: str, kind: str) -> tuple[list[int], list[int]]:
+    """An uploaded A3M or CSV as boltz reads it (its first MAX_MSA_SEQS distinct rows): the
+    first row's residues (token ids) and every row's length. Kept by digest, so the checks
+    and the memory estimate of one submission read it once."""
+    from boltz.data.parse.a3m import parse_a3m
+    from boltz.data.parse.csv import parse_csv
+
+    with tempfile.TemporaryDirectory(prefix="portal-msa-") as scratch:
+        path = Path(scratch) / f"msa{SUFFIX[kind]}"
+        with default_storage.open(storage_key, "rb") as source, open(path, "wb") as out:
+            shutil.copyfileobj(source, out, 1 << 20)
+        if kind == "csv":
+            msa = parse_csv(path, max_seqs=MAX_MSA_SEQS)
+        else:
+            msa = parse_a3m(path, taxonomy=None, max_seqs=MAX_MSA_SEQS)
+    lengths = (msa.sequences["res_end"] - msa.sequences["res_start"]).tolist()
+    first = msa.residues["res_type"][: lengths[0]].tolist() if lengths else []
+    return first, lengths
+
+
+def msa_rows(upload: Upload) -> tuple[list[int], list[int]]:
+    return _msa_rows(upload.sha256, upload.storage_key, upload.kind)
+
+
+def msa_as_a3m(upload: Upload) -> str:
+    """An uploaded MSA as A3M text: an A3M as it is, a boltz CSV (`key,sequence` rows) with
+    each row a record named by its pairing key."""
+    with default_storage.open(upload.storage_key, "rb") as source:
+        text = source.read().decode("utf-8", errors="replace")
+    if upload.kind == "a3m":
+        return text
+    rows = csv.DictReader(io.StringIO(text))
+    return "".join(
+        f">{number}_key{row.get('key', '')}\n{row.get('sequence', '')}\n"
+        for number, row in enumerate(rows)
+    )
+
+
+def check_msa(upload: Upload, sequence: str, where: str) -> None:
+    """An MSA's rows fit its chain: the first is the chain's sequence, all are as long."""
+    from boltz.data import const
+
     try:
-        parse(document)
-    except Exception as exc:  # boltz says what is wrong with its own exceptions
-        raise invalid(f"Boltz refuses this input: {exc or type(exc).__name__}") from None
+        first, lengths = msa_rows(upload)
+    except KeyError as exc:
+        raise invalid(
+            f"{where}: the MSA '{upload.name}' has a letter boltz does not know: {exc}."
+        ) from None
+    except Exception as exc:  # boltz's own reason (a CSV without key and sequence columns…)
+        raise invalid(f"{where}: boltz cannot read the MSA '{upload.name}': {exc}") from None
+    if not lengths:
+        raise invalid(f"{where}: the MSA '{upload.name}' has no rows.")
+    expected = [const.token_ids[const.prot_letter_to_token[letter]] for letter in sequence]
+    if first != expected:
+        raise invalid(
+            f"{where}: the first row of the MSA '{upload.name}' is not this chain's sequence "
+            "(an MSA starts with its query)."
+        )
+    for row, length in enumerate(lengths, start=1):
+        if length != len(sequence):
+            raise invalid(
+                f"{where}: row {row} of the MSA '{upload.name}' has {length} residues "
+                f"outside insertions; its chain has {len(sequence)}."
+            )
 
 
 class PredictKind(JobKind):
@@ -129,13 +274,13 @@ class PredictKind(JobKind):
     engine = "jobs.programs.boltz_engine.BoltzEngine"
     Params = PredictParams
 
-    def validate(self, params: dict, inputs: list, **context) -> dict:
+    def validate(self, params: dict, inputs: list, *, project=None, **context) -> dict:
         cleaned = self.clean_params(params)
         if ("input" in cleaned) == bool(inputs):
             raise invalid("Give the input once: a YAML or FASTA upload, or `params.input`.")
         document = cleaned["input"] if "input" in cleaned else document_of(inputs[0])
         cleaned["input"] = check_document(document)
-        check_with_boltz(cleaned["input"])
+        check_with_boltz(cleaned["input"], referenced_uploads(cleaned["input"], project))
         if not any(node.can_run("boltz") for node in Node.objects.filter(enabled=True)):
             raise PortalError(
                 "No node of this portal has the Boltz-2 weights: run `manage.py boltzweights` "
@@ -146,14 +291,29 @@ class PredictKind(JobKind):
             cleaned["seed"] = secrets.randbelow(2**32)
         return cleaned
 
+    def named_uploads(self, params: dict) -> list[int]:
+        return [ref.upload for ref in references(params["input"])]
+
     def gpu_memory(self, params: dict, inputs: list) -> int:
-        """GPU memory a prediction needs, from its tokens (a residue, or a ligand's atom, each):
-        `4 GiB + tokens² × 9 KiB`. The pair representation grows with tokens squared; the
-        factor is fitted under the limits users report for boltz 2 (single sequence): about
-        1,300 tokens on 24 GB, 2,300 on 48 GB, 2,000 to 2,500 on 80 GB (boltz issues #236,
-        #575, #106), so each is predicted to fit; 4 GiB holds the weights and the context. Deep
-        MSAs add more (#611), which this does not count yet."""
-        return 4 * 2**30 + tokens(params["input"]) ** 2 * 9 * 2**10
+        """GPU memory a prediction needs, from its tokens (a residue, or a ligand's atom, each)
+        and the depth of its deepest uploaded MSA (the rows boltz reads, at most 8,192):
+
+            4 GiB + tokens² × 9 KiB + tokens × rows × (160 B + 1 KiB)
+
+        The pair representation grows with tokens squared; that factor is fitted under the
+        limits users report for boltz 2 (single sequence): about 1,300 tokens on 24 GB, 2,300
+        on 48 GB, 2,000 to 2,500 on 80 GB (boltz issues #236, #575, #106), so each is predicted
+        to fit; 4 GiB holds the weights and the context. The MSA term is read off the tensors'
+        shapes, not measured: the featurised MSA (a one-hot of 33 classes with its deletion
+        features, about 160 bytes a cell in float32) and the MSA module's representation (64
+        channels, its transitions four times wider, about 1 KiB a cell), both rows × tokens,
+        as `boltz predict` does not subsample the MSA (see the engine). It matters (#611
+        reports more than 5 GB from MSA depth alone): 8,192 rows on 1,000 tokens add 9.7 GB."""
+        msas = {ref.upload for ref in references(params["input"]) if ref.what == "msa"}
+        depth = max((len(msa_rows(u)[1]) for u in inputs if u.pk in msas), default=0)
+        size = tokens(params["input"])
+        msa = size * depth * (160 + 2**10)
+        return 4 * 2**30 + size**2 * 9 * 2**10 + msa
 
     def engine_options(self) -> dict:
         return {
@@ -163,8 +323,22 @@ class PredictKind(JobKind):
         }
 
     def engine_request(self, context: RunContext) -> dict:
+        # The uploads the document names, fetched beside the input; boltz tells an MSA's
+        # format by its suffix, so a file without the right one gets it.
+        files = {}
+        for pk, path, kind in zip(
+            context.input_ids, context.inputs, context.input_kinds, strict=True
+        ):
+            if kind in SUFFIX and path.suffix != SUFFIX[kind]:
+                path = path.rename(path.with_name(path.name + SUFFIX[kind]))
+            files[pk] = str(path)
+        document = context.params["input"]
+        named = dict.fromkeys(files[ref.upload] for ref in references(document))
         return {
-            "document": context.params["input"],
+            "document": with_files(document, files),
+            # The archive's copy names each file beside it.
+            "archived": with_files(document, {pk: Path(path).name for pk, path in files.items()}),
+            "attached": list(named),
             "record": f"job-{context.job_id}",
             "work": str(context.scratch / "boltz"),
             "out": str(context.out),

@@ -66,6 +66,10 @@ CONFIDENCE = [
     "complex_ipde",
 ]
 NUM_SUBSAMPLED_MSA = 1024  # boltz's --num_subsampled_msa
+# `boltz predict`'s --subsample_msa is a click flag without a default, so it is off unless
+# given (whatever its help and the function's signature say): the model works on every row it
+# read, and draws no random permutation of them. The engine does the same.
+SUBSAMPLE_MSA = False
 
 
 class RandomDraws:
@@ -162,7 +166,7 @@ class BoltzEngine(Engine):
             "pairformer_args": asdict(PairformerArgsV2()),
             "msa_args": asdict(
                 MSAModuleArgs(
-                    subsample_msa=True,
+                    subsample_msa=SUBSAMPLE_MSA,
                     num_subsampled_msa=NUM_SUBSAMPLED_MSA,
                     use_paired_feature=True,
                 )
@@ -255,7 +259,15 @@ class BoltzEngine(Engine):
         out = Path(request["out"])
         for path in files:
             shutil.copyfile(path, out / path.name)
-        shutil.copyfile(data, out / "input.yaml")
+        # The input as it ran, beside the MSAs and templates it names, so the archive holds
+        # what `boltz predict input.yaml` needs to predict it again.
+        (out / "input.yaml").write_text(yaml.safe_dump(request["archived"], sort_keys=False))
+        for attached in request.get("attached", []):
+            path = Path(attached)
+            if (out / path.name).exists():
+                print(f"{path.name} is not archived: an output has its name", flush=True)
+            else:
+                shutil.copyfile(path, out / path.name)
         (out / "chains.json").write_text(json.dumps({"chains": _chains(processed, record_id)}))
         (out / "provenance.json").write_text(json.dumps(provenance, indent=2))
         for msa in sorted((processed / "msa").glob("*.npz")):

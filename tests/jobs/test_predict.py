@@ -12,11 +12,13 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from jobs.models import Job, State
+from tests.boltzkit import BROKEN_CIF
 from tests.conftest import boltz_ready
 from tests.jobs.test_runner import lines, place_and_run
 
@@ -61,8 +63,9 @@ def submit(api, user, project, upload_id, **params):
     return response
 
 
-def boltz_cli(boltz_cache, yaml: Path, out: Path, seed: int, *extra: str) -> Path:
-    """The real `boltz predict` on the same checkpoint, input, options and seed."""
+def boltz_cli(boltz_cache, yaml: Path, out: Path, seed: int, *extra: str, cwd=None) -> Path:
+    """The real `boltz predict` on the same checkpoint, input, options and seed (run in `cwd`,
+    where the YAML's MSA and template paths start)."""
     subprocess.run(
         [
             str(Path(sys.executable).with_name("boltz")),
@@ -77,6 +80,7 @@ def boltz_cli(boltz_cache, yaml: Path, out: Path, seed: int, *extra: str) -> Pat
         check=True,
         capture_output=True,
         timeout=300,
+        cwd=cwd,
     )
     return out / f"boltz_results_{yaml.stem}" / "predictions" / yaml.stem
 
@@ -513,3 +517,135 @@ def test_affinity_on_the_engine_is_what_boltz_predict_writes(
         == hashlib.sha256(Path(boltz_cache["affinity_checkpoint"]).read_bytes()).hexdigest()
     )
     os.kill(int(engine(job)["pid"]), signal.SIGKILL)
+
+
+A3M = (
+    ">query\nMKTAYIAKQRQISFVKSHFSRQ\n"
+    ">hom1 a close homologue\nMKTAYLAKQRQISFVKSHFSRE\n"
+    ">hom2 with a deletion\nMKSAYIAKQRQ-SFVKSHFSRQ\n"
+    ">hom3 with an insertion\nMKTAYIAKQRQISFVKSkkHFSRQ\n"
+)
+
+
+def test_an_uploaded_msa_and_template_reach_boltz_as_boltz_predict_takes_them(
+    boltz_node, boltz_cache, api, alice, project, enqueued, tmp_path
+):
+    """A chain's MSA (an A3M upload) and a template (an mmCIF upload, here the structure of an
+    earlier prediction) are named by id; the node fetches them, the engine predicts what
+    `boltz predict` predicts from the job's archived input.yaml and the files beside it, and
+    the uploads stay while the job does."""
+    first = submit(api, alice, project, upload(api, alice, project, "p.yaml", PROTEIN), **FAST)
+    first = Job.objects.get(pk=first.json()["id"])
+    place_and_run(first, enqueued)
+    structure = artifact(first, f"job-{first.pk}_model_0.cif").decode()
+    template = upload(api, alice, project, "earlier.cif", structure)
+    msa = upload(api, alice, project, "homologues.a3m", A3M)
+    document = {
+        "sequences": [{"protein": {"id": "A", "sequence": "MKTAYIAKQRQISFVKSHFSRQ", "msa": msa}}],
+        "templates": [{"cif": template, "chain_id": "A"}],
+    }
+    response = api(alice).post(
+        "/api/v1/jobs/",
+        {
+            "project": project.pk,
+            "kind": "predict",
+            "params": {"input": document, "seed": 5, **FAST},
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["inputs"] == [msa, template]
+    job = Job.objects.get(pk=response.json()["id"])
+    # Deeper MSAs need more memory: four rows on 22 tokens add 22 × 4 × (160 B + 1 KiB).
+    assert job.gpu_memory - first.gpu_memory == 22 * 4 * (160 + 1024)
+    place_and_run(job, enqueued)
+    assert job.state == State.SUCCEEDED, job.error
+
+    # The archived input names the files beside it, and boltz predict on them agrees.
+    record = f"job-{job.pk}"
+    archived = tmp_path / "archive"
+    archived.mkdir()
+    for name in ("homologues.a3m", "earlier.cif"):
+        (archived / name).write_bytes(artifact(job, name))
+    text = artifact(job, "input.yaml").decode()
+    assert "msa: homologues.a3m" in text and "cif: earlier.cif" in text
+    (archived / f"{record}.yaml").write_text(text)
+    cli = boltz_cli(boltz_cache, archived / f"{record}.yaml", tmp_path / "cli", 5, cwd=archived)
+    for path in sorted(cli.iterdir()):
+        assert artifact(job, path.name) == path.read_bytes(), path.name
+    # The MSA's rows reached boltz's processed MSA, and the template the model: without it
+    # the same input and seed give another structure.
+    rows = np.load(io.BytesIO(artifact(job, f"msa_{record}_0.npz")))["sequences"]
+    assert len(rows) == 4
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / f"{record}.yaml").write_text(text.split("templates:")[0])
+    plain = boltz_cli(
+        boltz_cache, tmp_path / "plain" / f"{record}.yaml", tmp_path / "plain", 5, cwd=archived
+    )
+    assert (plain / f"{record}_model_0.cif").read_bytes() != artifact(job, f"{record}_model_0.cif")
+
+    # AlphaFold 3 gets the chain's MSA as its unpaired MSA.
+    af3 = api(alice).get(f"/api/v1/jobs/{job.pk}/af3/").json()
+    assert af3["sequences"][0]["protein"]["unpairedMsa"] == A3M
+
+    # The uploads are the job's inputs now: they stay while it does.
+    response = api(alice).delete(f"/api/v1/uploads/{msa}/")
+    assert response.status_code == 409
+    os.kill(int(engine(job)["pid"]), signal.SIGKILL)
+
+
+def test_a_bad_msa_or_template_is_a_400_naming_it(
+    boltz_node, api, alice, project, make_user, tmp_path
+):
+    from portal.projects.services import project_create
+
+    sequence = "MKTAYIAKQRQISFVKSHFSRQ"
+    a3m = upload(api, alice, project, "good.a3m", A3M)
+    dora = make_user("dora")
+    elsewhere = project_create(name="Other lab", by=dora)
+    foreign = upload(api, dora, elsewhere, "theirs.a3m", A3M)
+    cases = [
+        ("./msa.a3m", None, "Entity 1 (protein A): `msa` is `empty` (single sequence) or the id"),
+        (foreign, None, f"Entity 1 (protein A): there is no upload {foreign} in this project."),
+        (
+            upload(api, alice, project, "seqs.fasta", f">a\n{sequence}\n"),
+            None,
+            "Entity 1 (protein A): 'seqs.fasta' is FASTA; `msa` takes A3M or CSV.",
+        ),
+        (
+            upload(api, alice, project, "other.a3m", ">q\nMKTAYIAKQR\n"),
+            None,
+            "the first row of the MSA 'other.a3m' is not this chain's sequence",
+        ),
+        (
+            upload(api, alice, project, "short.a3m", f">q\n{sequence}\n>h\nMKTAYIAKQR\n"),
+            None,
+            "row 2 of the MSA 'short.a3m' has 10 residues outside insertions; its chain has 22.",
+        ),
+        (
+            upload(api, alice, project, "cols.csv", f"id,seq\n1,{sequence}\n"),
+            None,
+            "boltz cannot read the MSA 'cols.csv': Invalid CSV format",
+        ),
+        ("empty", {"cif": a3m}, "Template 1: 'good.a3m' is A3M; `cif` takes MMCIF."),
+        ("empty", {"cif": "model.cif"}, "Template 1: `cif` is the id of an uploaded mmCIF file"),
+        ("empty", {"pdb": a3m, "chain_id": "B"}, "Template 1: chain B is not a protein chain"),
+        (
+            "empty",
+            {"cif": upload(api, alice, project, "bad.cif", BROKEN_CIF)},
+            "Template 1: boltz cannot use 'bad.cif': its parser stopped with IndexError",
+        ),
+    ]
+    for msa, template, problem in cases:
+        document = {"sequences": [{"protein": {"id": "A", "sequence": sequence, "msa": msa}}]}
+        if template:
+            document["templates"] = [template]
+        response = api(alice).post(
+            "/api/v1/jobs/",
+            {"project": project.pk, "kind": "predict", "params": {"input": document}},
+            format="json",
+        )
+        assert response.status_code == 400, (problem, response.content)
+        assert response.json()["code"] == "input_invalid"
+        assert problem in response.json()["detail"], response.json()["detail"]
+    assert not Job.objects.exists()
