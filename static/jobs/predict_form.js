@@ -1,5 +1,6 @@
-// The new-prediction form: entities (proteins, DNA, RNA with copies, modifications and cyclic;
-// ligands by SMILES or CCD code), a FASTA to fill them from, constraints and affinity, written
+// The new-prediction form: entities (proteins, DNA, RNA with copies, modifications and cyclic,
+// a protein's MSA; ligands by SMILES or CCD code), a FASTA to fill them from, constraints,
+// templates and affinity, written
 // on submit as the Boltz document (JSON) the server checks and stores. Nothing here decides
 // what is valid: the server names any problem beside the form.
 (function () {
@@ -10,6 +11,11 @@
   const entities = el("entities");
   const constraints = el("constraints");
   const affinity = el("affinity");
+  const templates = el("templates");
+  // The project's uploads a document may name by id: MSAs for proteins, structures as templates.
+  const uploads = JSON.parse(el("project-uploads").textContent);
+  const msaUploads = uploads.filter((u) => u.kind === "a3m" || u.kind === "csv");
+  const structures = uploads.filter((u) => u.kind === "mmcif" || u.kind === "pdb");
   const CHAINS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
   function node(tag, attrs, children) {
@@ -57,6 +63,12 @@
       const cyclic = node("input", { "data-field": "cyclic", type: "checkbox" });
       cyclic.checked = Boolean(values.cyclic);
       row.appendChild(field("cyclic", cyclic));
+      if (kind === "protein") {
+        const msa = node("select", { "data-field": "msa" }, [node("option", { value: "empty", text: "single sequence" })]);
+        for (const u of msaUploads) msa.appendChild(node("option", { value: String(u.id), text: u.name }));
+        if (values.msa != null && msa.querySelector("option[value='" + String(values.msa) + "']")) msa.value = String(values.msa);
+        row.appendChild(field("MSA", msa));
+      }
     }
     const remove = node("button", { type: "button", class: "link", text: "remove" });
     remove.addEventListener("click", () => { row.remove(); refreshAffinity(); });
@@ -105,6 +117,27 @@
     return row;
   }
 
+  function addTemplate(values) {
+    values = values || {};
+    const row = node("div", { class: "template" });
+    const structure = node("select", { "data-field": "structure" });
+    for (const u of structures) structure.appendChild(node("option", { value: String(u.id), "data-kind": u.kind, text: u.name }));
+    const chosen = values.cif != null ? values.cif : values.pdb;
+    if (chosen != null && structure.querySelector("option[value='" + String(chosen) + "']")) structure.value = String(chosen);
+    row.appendChild(field("structure", structure));
+    const chains = values.chain_id == null ? "" : [].concat(values.chain_id).join(", ");
+    row.appendChild(field("for chain(s)", node("input", { "data-field": "chains", size: "6", placeholder: "all", value: chains })));
+    const force = node("input", { "data-field": "force", type: "checkbox" });
+    force.checked = Boolean(values.force);
+    row.appendChild(field("force, within (Å)", force));
+    row.appendChild(node("input", { "data-field": "threshold", size: "4", value: values.threshold == null ? "" : String(values.threshold) }));
+    const remove = node("button", { type: "button", class: "link", text: "remove" });
+    remove.addEventListener("click", () => row.remove());
+    row.appendChild(remove);
+    templates.appendChild(row);
+    return row;
+  }
+
   // "A:12" → ["A", 12]; "A:6:SG" → ["A", 6, "SG"] (what the server checks is what we send).
   function token(text) {
     const parts = text.split(":").map((p) => p.trim());
@@ -129,6 +162,8 @@
           });
         }
         if (row.querySelector("[data-field=cyclic]").checked) body.cyclic = true;
+        const msa = row.querySelector("[data-field=msa]");
+        if (msa && msa.value !== "empty") body.msa = Number(msa.value);
       }
       sequences.push({ [kind]: body });
     }
@@ -147,6 +182,20 @@
       }
     }
     if (rules.length) document_.constraints = rules;
+    const used = [];
+    for (const row of templates.querySelectorAll(".template")) {
+      const structure = row.querySelector("[data-field=structure]");
+      if (!structure.value) continue;
+      const kind = structure.selectedOptions[0].dataset.kind === "pdb" ? "pdb" : "cif";
+      const template = { [kind]: Number(structure.value) };
+      const chains = row.querySelector("[data-field=chains]").value.split(",").map((c) => c.trim()).filter(Boolean);
+      if (chains.length) template.chain_id = chains.length === 1 ? chains[0] : chains;
+      const threshold = row.querySelector("[data-field=threshold]").value.trim();
+      if (row.querySelector("[data-field=force]").checked) template.force = true;
+      if (threshold) template.threshold = /^[\d.]+$/.test(threshold) ? Number(threshold) : threshold;
+      used.push(template);
+    }
+    if (used.length) document_.templates = used;
     if (affinity.value) document_.properties = [{ affinity: { binder: affinity.value } }];
     return document_;
   }
@@ -173,6 +222,9 @@
   for (const kind of ["protein", "dna", "rna", "ligand"]) el("add-" + kind).addEventListener("click", () => addEntity(kind));
   for (const kind of ["pocket", "contact", "bond"]) el("add-" + kind).addEventListener("click", () => addConstraint(kind));
   el("fasta-fill").addEventListener("click", () => fillFromFasta(el("fasta").value));
+  el("add-template").addEventListener("click", () => addTemplate());
+  el("add-template").disabled = !structures.length;
+  el("no-structures").hidden = Boolean(structures.length);
   // A form sent back with errors keeps what was described (an empty field reads "null").
   let previous = null;
   try {
@@ -188,6 +240,9 @@
   for (const item of previous && Array.isArray(previous.constraints) ? previous.constraints : []) {
     const [kind, body] = Object.entries(item)[0] || [];
     if (["pocket", "contact", "bond"].includes(kind)) addConstraint(kind, body || {});
+  }
+  for (const item of previous && Array.isArray(previous.templates) ? previous.templates : []) {
+    if (item && typeof item === "object") addTemplate(item);
   }
   for (const item of previous && Array.isArray(previous.properties) ? previous.properties : []) {
     if (item && item.affinity && item.affinity.binder) affinity.value = item.affinity.binder;

@@ -7,8 +7,9 @@ from django.utils import timezone
 
 from jobs.models import Job
 from nodes.services import node_create
+from tests.boltzkit import BROKEN_CIF
 from tests.browser.conftest import screenshot, sign_in
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, PortalClient
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -20,11 +21,22 @@ def server(boltz_cache, transactional_db):
     live.stop()
 
 
-def test_a_scientist_describes_a_complex_and_submits_it(server, project, alice, browser_page):
+def boltz_ready_node():
     node, _ = node_create(name="cpu01", cpu_slots=1)
     node.engines = {"boltz": {"ready": True}}
     node.last_heartbeat_at = timezone.now()
     node.save()
+
+
+def submit(page):
+    # Sent from the keyboard: on this headless browser the button's box still moves as the
+    # page settles after the number fields change, and a mouse click lands beside it.
+    page.focus("#job-form button[type=submit]")
+    page.keyboard.press("Enter")
+
+
+def test_a_scientist_describes_a_complex_and_submits_it(server, project, alice, browser_page):
+    boltz_ready_node()
     page = browser_page
     sign_in(page, server.url, "alice", "alice-password")
     page.goto(f"{server.url}/projects/{project.pk}/jobs/new/predict/")
@@ -39,10 +51,7 @@ def test_a_scientist_describes_a_complex_and_submits_it(server, project, alice, 
     page.fill("#id_seed", "7")
     page.fill("#id_sampling_steps", "10")
     screenshot(page, "prediction-form")
-    # Sent from the keyboard: on this headless browser the button's box still moves as the
-    # page settles after the number fields change, and a mouse click lands beside it.
-    page.focus("#job-form button[type=submit]")
-    page.keyboard.press("Enter")
+    submit(page)
     # The first prediction a web process checks imports boltz (and torch) for its parser.
     page.wait_for_url(f"{server.url}/jobs/*/", timeout=60_000)
 
@@ -72,8 +81,7 @@ def test_a_scientist_describes_a_complex_and_submits_it(server, project, alice, 
     page.fill("#constraints [data-field=token2]", "B:1")
     page.fill("#constraints [data-field=distance]", "8")
     page.select_option("#affinity", "B")
-    page.focus("#job-form button[type=submit]")
-    page.keyboard.press("Enter")
+    submit(page)
     page.wait_for_selector(".errorlist")
     assert "'1' at position 4 is not a protein letter" in page.inner_text(".errorlist")
     assert page.input_value("#entities [data-field=sequence]") == "MKT1AYSK"
@@ -84,3 +92,65 @@ def test_a_scientist_describes_a_complex_and_submits_it(server, project, alice, 
     assert page.input_value("#constraints [data-field=distance]") == "8"
     assert page.input_value("#affinity") == "B"
     assert Job.objects.count() == 1
+
+
+SEQUENCE = "MKTAYIAKQRQISFVKSHFS"
+
+
+def test_a_protein_takes_an_uploaded_msa_and_a_template_row_survives_a_mistake(
+    server, project, alice, browser_page
+):
+    """A protein chain's MSA is chosen among the project's A3M and CSV uploads, a template
+    among its mmCIF and PDB uploads; a template boltz cannot use is named, and the form comes
+    back with the MSA and the template row as they were."""
+    boltz_ready_node()
+    client = PortalClient(server.url, alice)
+
+    def upload(name, text):
+        response = client.session.post(
+            f"{server.url}/api/v1/uploads/",
+            data={"project": project.pk},
+            files={"file": (name, text.encode())},
+        )
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
+
+    msa = upload("homologues.a3m", f">query\n{SEQUENCE}\n>hom\n{SEQUENCE[:-1]}E\n")
+    broken = upload("broken.cif", BROKEN_CIF)
+    upload("notes.fasta", f">a\n{SEQUENCE}\n")
+    page = browser_page
+    sign_in(page, server.url, "alice", "alice-password")
+    page.goto(f"{server.url}/projects/{project.pk}/jobs/new/predict/")
+    choices = page.locator("#entities [data-field=msa] option").all_inner_texts()
+    assert choices == ["single sequence", "homologues.a3m"]
+    page.fill("#entities [data-field=sequence]", SEQUENCE)
+    page.select_option("#entities [data-field=msa]", label="homologues.a3m")
+    page.click("#add-template")
+    assert page.locator("#templates [data-field=structure] option").all_inner_texts() == [
+        "broken.cif"
+    ]
+    page.fill("#templates [data-field=chains]", "A")
+    page.check("#templates [data-field=force]")
+    page.fill("#templates [data-field=threshold]", "2.5")
+    screenshot(page, "prediction-form-msa-template")
+    submit(page)
+    page.wait_for_selector(".errorlist", timeout=60_000)
+    assert "Template 1: boltz cannot use 'broken.cif'" in page.inner_text(".errorlist")
+    assert page.input_value("#entities [data-field=msa]") == str(msa)
+    assert page.input_value("#templates [data-field=structure]") == str(broken)
+    assert page.input_value("#templates [data-field=chains]") == "A"
+    assert page.is_checked("#templates [data-field=force]")
+    assert page.input_value("#templates [data-field=threshold]") == "2.5"
+    assert not Job.objects.exists()
+
+    # Without the template, the prediction goes in with the chain's MSA, which joins the
+    # job's inputs.
+    page.click("#templates .template button")
+    submit(page)
+    page.wait_for_url(f"{server.url}/jobs/*/", timeout=60_000)
+    job = Job.objects.get()
+    assert job.params["input"]["sequences"] == [
+        {"protein": {"id": "A", "sequence": SEQUENCE, "msa": msa}}
+    ]
+    assert "templates" not in job.params["input"]
+    assert [i.upload_id for i in job.job_inputs.order_by("position")] == [msa]
