@@ -12,6 +12,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import gemmi
 import numpy as np
 import pytest
 from django.core.files.storage import default_storage
@@ -587,6 +588,23 @@ def test_an_uploaded_msa_and_template_reach_boltz_as_boltz_predict_takes_them(
     # AlphaFold 3 gets the chain's MSA as its unpaired MSA.
     af3 = api(alice).get(f"/api/v1/jobs/{job.pk}/af3/").json()
     assert af3["sequences"][0]["protein"]["unpairedMsa"] == A3M
+
+    # The same structure as a PDB file is a template too.
+    pdb = upload(
+        api,
+        alice,
+        project,
+        "earlier.pdb",
+        gemmi.read_structure(str(cli / f"{record}_model_0.cif")).make_pdb_string(),
+    )
+    document["templates"] = [{"pdb": pdb, "chain_id": "A", "force": True, "threshold": 2.0}]
+    response = api(alice).post(
+        "/api/v1/jobs/",
+        {"project": project.pk, "kind": "predict", "params": {"input": document, **FAST}},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["inputs"] == [msa, pdb]
 
     # The uploads are the job's inputs now: they stay while it does.
     response = api(alice).delete(f"/api/v1/uploads/{msa}/")
