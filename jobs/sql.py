@@ -21,9 +21,9 @@ the 2-core development machine (µs per call, plain SQL / ORM; what the ORM adds
 
 A placement pass runs on every submission and every hand-over, whether or not anything can be
 placed; the three kept here save 4.0 ms of the CPU a job costs (38 to 50 ms in all across
-runs of `bench/dispatch.py`); the others together 1.2 ms, and each reads better as the ORM. job_watch
-and the output lock run per second of a job's life, not per job: on a node with 8 running jobs
-the ORM adds about 4 ms of CPU a second (0.4 % of a core).
+runs of `bench/dispatch.py`); the others together 1.2 ms, and each reads better as the ORM.
+job_watch and the output lock run per second of a job's life, not per job: on a node with 8
+running jobs the ORM adds about 4 ms of CPU a second (0.4 % of a core).
 """
 
 from django.db import DEFAULT_DB_ALIAS, connections
