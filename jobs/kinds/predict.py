@@ -145,7 +145,7 @@ def check_with_boltz(document: dict, uploads: dict[int, Upload]) -> None:
             # MSAs are read at preparation, not by the parser: a name with the suffix will do.
             path = Path(scratch) / f"{pk}{SUFFIX[upload.kind]}"
             if upload.kind in ("mmcif", "pdb"):
-                copy_upload(upload, path)
+                copy_stored(upload.storage_key, path)
             files[pk] = str(path)
 
         def refusal(document: dict) -> str | None:
@@ -170,8 +170,9 @@ def check_with_boltz(document: dict, uploads: dict[int, Upload]) -> None:
         raise invalid(f"Boltz refuses this input: {reason}")
 
 
-def copy_upload(upload: Upload, path: Path) -> Path:
-    with default_storage.open(upload.storage_key, "rb") as source, open(path, "wb") as out:
+def copy_stored(storage_key: str, path: Path) -> Path:
+    """A local copy of a stored file (boltz's parsers read paths)."""
+    with default_storage.open(storage_key, "rb") as source, open(path, "wb") as out:
         shutil.copyfileobj(source, out, 1 << 20)
     return path
 
@@ -207,8 +208,7 @@ def _msa_rows(sha256: str, storage_key: str, kind: str) -> tuple[list[int], list
 
     with tempfile.TemporaryDirectory(prefix="portal-msa-") as scratch:
         path = Path(scratch) / f"msa{SUFFIX[kind]}"
-        with default_storage.open(storage_key, "rb") as source, open(path, "wb") as out:
-            shutil.copyfileobj(source, out, 1 << 20)
+        copy_stored(storage_key, path)
         if kind == "csv":
             msa = parse_csv(path, max_seqs=MAX_MSA_SEQS)
         else:
