@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "portal.uploads",
     "django_q",
     "nodes",
+    "msa",
     "jobs",
 ]
 
@@ -294,6 +295,12 @@ PORTAL_SCHEDULER_INTERVAL = env.float("PORTAL_SCHEDULER_INTERVAL", default=5)
 # A job placed on a node whose process has not started after this long was lost by the
 # broker (or the node's cluster died) and is placed again.
 PORTAL_PLACEMENT_TIMEOUT = env.int("PORTAL_PLACEMENT_TIMEOUT", default=60)
+
+# The MSA cache (msa/): a clean-up removes entries not used for this many days, then the least
+# recently used until the rest fit in the budget (bytes); the scheduler runs one this often.
+PORTAL_MSA_CACHE_MAX_AGE_DAYS = env.int("PORTAL_MSA_CACHE_MAX_AGE_DAYS", default=30)
+PORTAL_MSA_CACHE_BUDGET = env.int("PORTAL_MSA_CACHE_BUDGET", default=20 * 2**30)
+PORTAL_MSA_CLEANUP_INTERVAL = env.int("PORTAL_MSA_CLEANUP_INTERVAL", default=24 * 3600)
 # Place jobs on a thread of their own after a submission instead of within its request
 # (`manage.py serve` turns this on for the web server).
 PORTAL_PLACE_IN_BACKGROUND = env.bool("PORTAL_PLACE_IN_BACKGROUND", default=False)

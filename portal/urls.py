@@ -24,10 +24,12 @@ urlpatterns = [
     # The other apps' pages (the dashboard is the jobs app's), named by module.
     path("", include("jobs.urls")),
     path("", include("nodes.urls")),
+    path("", include("msa.urls")),
     path("api/v1/", include("portal.api_urls")),
     # The other apps' APIs, named by module so the portal package imports none of them.
     path("api/v1/", include("jobs.api_urls")),
     path("api/v1/", include("nodes.api_urls")),
+    path("api/v1/", include("msa.api_urls")),
 ]
 
 handler400 = errorpages.bad_request

@@ -266,6 +266,7 @@ VALID_BODIES = {
         "time_limit": 60,
     },
     "POST /api/v1/jobs/{id}/priority/": lambda lab: {"priority": "high"},
+    "POST /api/v1/msa/cache/cleanup/": lambda lab: {"max_age_days": 30},
     "POST /api/v1/memberships/": lambda lab: {
         "project": lab["project"][0],
         "username": "charlie",

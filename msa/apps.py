@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class MsaConfig(AppConfig):
+    name = "msa"
+    verbose_name = "MSA cache"
