@@ -45,3 +45,19 @@ class CacheCounter(models.Model):
 
     def __str__(self):
         return f"{self.hits} hits, {self.misses} misses"
+
+
+class MsaSearch(models.Model):
+    """A search under way (or just failed) for one cache key: the claim that makes two jobs
+    needing the same chain at once cause one search. A claim whose searcher stopped saying it
+    is alive is stale and may be taken over; a failed one keeps its reason for the jobs that
+    waited on it until it is stale too."""
+
+    key = models.CharField(max_length=64, unique=True)
+    search = models.CharField(max_length=32)  # the keys searched together in one request
+    submitted = models.BooleanField(default=False)  # holds one of the server's places at once
+    alive_at = models.DateTimeField()
+    error = models.TextField(blank=True)
+
+    def __str__(self):
+        return f"search {self.search} of {self.key[:12]}"

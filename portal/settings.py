@@ -301,6 +301,17 @@ PORTAL_PLACEMENT_TIMEOUT = env.int("PORTAL_PLACEMENT_TIMEOUT", default=60)
 PORTAL_MSA_CACHE_MAX_AGE_DAYS = env.int("PORTAL_MSA_CACHE_MAX_AGE_DAYS", default=30)
 PORTAL_MSA_CACHE_BUDGET = env.int("PORTAL_MSA_CACHE_BUDGET", default=20 * 2**30)
 PORTAL_MSA_CLEANUP_INTERVAL = env.int("PORTAL_MSA_CLEANUP_INTERVAL", default=24 * 3600)
+# An MMseqs2 / ColabFold MSA server (unset: none; sequences are sent only where set), with
+# basic auth or an API-key header; searches at once across the pool, the pause between status
+# checks and the longest a search may take, refusals included (seconds).
+PORTAL_MSA_SERVER_URL = env.str("PORTAL_MSA_SERVER_URL", default="")
+PORTAL_MSA_SERVER_USERNAME = env.str("PORTAL_MSA_SERVER_USERNAME", default="")
+PORTAL_MSA_SERVER_PASSWORD = env.str("PORTAL_MSA_SERVER_PASSWORD", default="")
+PORTAL_MSA_SERVER_API_KEY = env.str("PORTAL_MSA_SERVER_API_KEY", default="")
+PORTAL_MSA_SERVER_API_KEY_HEADER = env.str("PORTAL_MSA_SERVER_API_KEY_HEADER", default="X-API-Key")
+PORTAL_MSA_SERVER_AT_ONCE = env.int("PORTAL_MSA_SERVER_AT_ONCE", default=2)
+PORTAL_MSA_SERVER_POLL = env.float("PORTAL_MSA_SERVER_POLL", default=5.0)
+PORTAL_MSA_SERVER_TIMEOUT = env.float("PORTAL_MSA_SERVER_TIMEOUT", default=1800.0)
 # Place jobs on a thread of their own after a submission instead of within its request
 # (`manage.py serve` turns this on for the web server).
 PORTAL_PLACE_IN_BACKGROUND = env.bool("PORTAL_PLACE_IN_BACKGROUND", default=False)

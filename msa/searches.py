@@ -1,0 +1,179 @@
+"""MSAs from the configured server, through the cache, each computed once.
+
+`server_msas` gives each chain's unpaired MSA and `server_paired_msa` the paired MSA of an
+ordered set of chains. A key found in the cache costs nothing. The keys missing are claimed
+(an `MsaSearch` row each): keys this caller claimed are searched together in one request, and
+a key another caller is searching is waited for (single flight: two jobs needing the same
+chain at once cause one search). A search holds one of the server's places, at most
+PORTAL_MSA_SERVER_AT_ONCE across the pool, while it is submitted. A searcher says it is alive
+every few seconds; a claim silent for STALE seconds is taken over. A failed search stores
+nothing and leaves its reason on its claims, so the jobs waiting on it fail with it.
+"""
+
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from msa.colabfold import MsaServer, MsaServerError
+from msa.models import CacheCounter, MsaEntry, MsaSearch, Source
+from msa.services import cache_key, cache_lookup, cache_store, normalise
+
+STALE = 60.0  # seconds a claim may go without its searcher saying it is alive
+PAIRED_SEPARATOR = "\x00"  # between the chains' blocks of a stored paired MSA
+
+Say = Callable[[str], None]
+
+
+def server_msas(server: MsaServer, sequences: list[str], *, say: Say = print) -> list[MsaEntry]:
+    """Each sequence's unpaired MSA from the server (cached), in order."""
+    groups = [[normalise(s)] for s in sequences]
+    found = _resolve(server, groups, paired=False, say=say)
+    return [found[cache_key(group, Source.SERVER)] for group in groups]
+
+
+def server_paired_msa(server: MsaServer, sequences: list[str], *, say: Say = print) -> MsaEntry:
+    """The paired MSA of distinct chains, in this order, from the server (cached)."""
+    group = [normalise(s) for s in sequences]
+    return _resolve(server, [group], paired=True, say=say)[cache_key(group, Source.SERVER)]
+
+
+def paired_blocks(text: str) -> list[str]:
+    """A stored paired MSA's A3M per chain, in the order of its key's chains."""
+    return text.split(PAIRED_SEPARATOR)
+
+
+def _label(group: list[str]) -> str:
+    return " + ".join(f"{s[:10]}… ({len(s)} aa)" if len(s) > 10 else s for s in group)
+
+
+def _resolve(server, groups, *, paired: bool, say: Say) -> dict[str, MsaEntry]:
+    wanted = {cache_key(group, Source.SERVER): group for group in groups}
+    found = {}
+    for key in wanted:
+        entry = cache_lookup(key)
+        if entry is not None:
+            found[key] = entry
+            say(f"MSA of {_label(wanted[key])}: from the cache")
+    waited_since = time.monotonic()
+    while True:
+        mine = []
+        for key in wanted:
+            if key not in found and _claim(key):
+                # Stored by another search since the first look: nothing to do.
+                entry = MsaEntry.objects.filter(key=key).first()
+                if entry is None:
+                    mine.append(key)
+                else:
+                    MsaSearch.objects.filter(key=key).delete()
+        if mine:
+            _search(server, {key: wanted[key] for key in mine}, paired=paired, say=say)
+        for key in wanted:
+            entry = found.get(key) or MsaEntry.objects.filter(key=key).first()
+            if entry is not None:
+                found[key] = entry
+                continue
+            claim = MsaSearch.objects.filter(key=key).first()
+            if claim is not None and claim.error:
+                raise MsaServerError(claim.error)
+        if len(found) == len(wanted):
+            return found
+        if not mine:
+            if time.monotonic() - waited_since > server.timeout + STALE:
+                raise MsaServerError("Another job's search of this MSA did not end in time.")
+            say(f"MSA: waiting for another job's search of {len(wanted) - len(found)} chain(s)")
+            time.sleep(server.poll)
+
+
+def _claim(key: str) -> bool:
+    """Claim a key for a search by this caller; False if another holds a live claim."""
+    now = timezone.now()
+    MsaSearch.objects.filter(key=key, alive_at__lt=now - timedelta(seconds=STALE)).delete()
+    try:
+        with transaction.atomic():
+            MsaSearch.objects.create(key=key, search="", alive_at=now)
+    except IntegrityError:
+        return False
+    return True
+
+
+def _search(server: MsaServer, groups: dict[str, list[str]], *, paired: bool, say: Say) -> None:
+    """One request for the claimed keys; store what it gives, or leave its reason."""
+    search = uuid.uuid4().hex
+    keys = list(groups)
+    MsaSearch.objects.filter(key__in=keys).update(search=search)
+    try:
+        with _alive(keys):
+            _take_a_place(search, keys, say)
+            if paired:
+                (group,) = groups.values()
+                say(f"MSA of {_label(group)}: paired search at {server.url}")
+                blocks = server.search(group, paired=True, say=say)
+                results = {keys[0]: PAIRED_SEPARATOR.join(blocks)}
+            else:
+                sequences = [group[0] for group in groups.values()]
+                for sequence in sequences:
+                    say(f"MSA of {_label([sequence])}: search at {server.url}")
+                results = dict(
+                    zip(keys, server.search(sequences, paired=False, say=say), strict=True)
+                )
+        for key, text in results.items():
+            cache_store(key=key, source=Source.SERVER, sequences=groups[key], a3m=text.encode())
+        MsaSearch.objects.filter(key__in=keys).delete()
+    except MsaServerError as exc:
+        MsaSearch.objects.filter(key__in=keys).update(error=str(exc), submitted=False)
+        raise
+    except BaseException:
+        MsaSearch.objects.filter(key__in=keys).delete()
+        raise
+
+
+def _take_a_place(search: str, keys: list[str], say: Say) -> None:
+    """Wait for one of the server's places (PORTAL_MSA_SERVER_AT_ONCE across the pool)."""
+    CacheCounter.objects.get_or_create(pk=1)
+    told = False
+    while True:
+        with transaction.atomic():
+            # The counter's row serialises the count-and-take of every searcher.
+            CacheCounter.objects.select_for_update().get(pk=1)
+            live = timezone.now() - timedelta(seconds=STALE)
+            busy = (
+                MsaSearch.objects.filter(submitted=True, alive_at__gte=live)
+                .values("search")
+                .distinct()
+                .count()
+            )
+            if busy < settings.PORTAL_MSA_SERVER_AT_ONCE:
+                MsaSearch.objects.filter(key__in=keys).update(submitted=True)
+                return
+        if not told:
+            say(f"MSA: waiting for a place at the server ({busy} searches under way)")
+            told = True
+        time.sleep(settings.PORTAL_MSA_SERVER_POLL)
+
+
+@contextlib.contextmanager
+def _alive(keys: list[str]):
+    """Say the claims are alive every few seconds while the search runs."""
+    stop = threading.Event()
+
+    def beat():
+        try:
+            while not stop.wait(STALE / 6):
+                MsaSearch.objects.filter(key__in=keys).update(alive_at=timezone.now())
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
