@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import requests
 from django.conf import settings
 
+from msa.errors import MsaError
+
 FIRST_QUERY = 101  # the number the protocol gives the first query
 UNPAIRED_FILES = ("uniref.a3m", "bfd.mgnify30.metaeuk30.smag30.a3m")
 PAIRED_FILE = "pair.a3m"
@@ -27,7 +29,7 @@ RETRY = {"RATELIMIT", "MAINTENANCE", "UNKNOWN"}
 WAITING = {"PENDING", "RUNNING"}
 
 
-class MsaServerError(Exception):
+class MsaServerError(MsaError):
     """The server could not give the MSA; the message says why, for the job's reason."""
 
 
@@ -40,6 +42,13 @@ class MsaServer:
     api_key_header: str = "X-API-Key"
     poll: float = 5.0  # seconds between status checks, and the first pause after a refusal
     timeout: float = 1800.0  # the longest a search may take, refusals and waiting included
+    source = "server"
+    database = ""  # a server's databases are its own business
+    version = ""
+
+    @property
+    def where(self) -> str:
+        return self.url
 
     @classmethod
     def configured(cls) -> "MsaServer | None":

@@ -1,13 +1,16 @@
-"""MSAs from the configured server, through the cache, each computed once.
+"""MSAs from the configured server or this machine's database, through the cache, each
+computed once.
 
-`server_msas` gives each chain's unpaired MSA and `server_paired_msa` the paired MSA of an
-ordered set of chains. A key found in the cache costs nothing. The keys missing are claimed
-(an `MsaSearch` row each): keys this caller claimed are searched together in one request, and
-a key another caller is searching is waited for (single flight: two jobs needing the same
-chain at once cause one search). A search holds one of the server's places, at most
-PORTAL_MSA_SERVER_AT_ONCE across the pool, while it is submitted. A searcher says it is alive
-every few seconds; a claim silent for STALE seconds is taken over. A failed search stores
-nothing and leaves its reason on its claims, so the jobs waiting on it fail with it.
+`msas` gives each chain's unpaired MSA from a searcher (an `MsaServer`, or a `LocalDatabase`
+whose name and version are part of the key) and `server_paired_msa` the paired MSA of an
+ordered set of chains from the server. A key found in the cache costs nothing. The keys
+missing are claimed (an `MsaSearch` row each): keys this caller claimed are searched together
+in one request, and a key another caller is searching is waited for (single flight: two jobs
+needing the same chain at once cause one search). A search at the server holds one of its
+places, at most PORTAL_MSA_SERVER_AT_ONCE across the pool, while it is submitted. A searcher
+says it is alive every few seconds; a claim silent for STALE seconds is taken over. A failed
+search stores nothing and leaves its reason on its claims, so the jobs waiting on it fail with
+it.
 """
 
 import contextlib
@@ -21,7 +24,8 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from msa.colabfold import MsaServer, MsaServerError
+from msa.colabfold import MsaServer
+from msa.errors import MsaError
 from msa.models import CacheCounter, MsaEntry, MsaSearch, Source
 from msa.services import cache_key, cache_lookup, cache_store, normalise
 
@@ -31,17 +35,21 @@ PAIRED_SEPARATOR = "\x00"  # between the chains' blocks of a stored paired MSA
 Say = Callable[[str], None]
 
 
-def server_msas(server: MsaServer, sequences: list[str], *, say: Say = print) -> list[MsaEntry]:
-    """Each sequence's unpaired MSA from the server (cached), in order."""
+def _key(searcher, group: list[str]) -> str:
+    return cache_key(group, searcher.source, database=searcher.database, version=searcher.version)
+
+
+def msas(searcher, sequences: list[str], *, say: Say = print) -> list[MsaEntry]:
+    """Each sequence's unpaired MSA from the searcher (cached), in order."""
     groups = [[normalise(s)] for s in sequences]
-    found = _resolve(server, groups, paired=False, say=say)
-    return [found[cache_key(group, Source.SERVER)] for group in groups]
+    found = _resolve(searcher, groups, paired=False, say=say)
+    return [found[_key(searcher, group)] for group in groups]
 
 
 def server_paired_msa(server: MsaServer, sequences: list[str], *, say: Say = print) -> MsaEntry:
     """The paired MSA of distinct chains, in this order, from the server (cached)."""
     group = [normalise(s) for s in sequences]
-    return _resolve(server, [group], paired=True, say=say)[cache_key(group, Source.SERVER)]
+    return _resolve(server, [group], paired=True, say=say)[_key(server, group)]
 
 
 def paired_blocks(text: str) -> list[str]:
@@ -53,8 +61,8 @@ def _label(group: list[str]) -> str:
     return " + ".join(f"{s[:10]}… ({len(s)} aa)" if len(s) > 10 else s for s in group)
 
 
-def _resolve(server, groups, *, paired: bool, say: Say) -> dict[str, MsaEntry]:
-    wanted = {cache_key(group, Source.SERVER): group for group in groups}
+def _resolve(searcher, groups, *, paired: bool, say: Say) -> dict[str, MsaEntry]:
+    wanted = {_key(searcher, group): group for group in groups}
     found = {}
     for key in wanted:
         entry = cache_lookup(key)
@@ -73,7 +81,7 @@ def _resolve(server, groups, *, paired: bool, say: Say) -> dict[str, MsaEntry]:
                 else:
                     MsaSearch.objects.filter(key=key).delete()
         if mine:
-            _search(server, {key: wanted[key] for key in mine}, paired=paired, say=say)
+            _search(searcher, {key: wanted[key] for key in mine}, paired=paired, say=say)
         for key in wanted:
             entry = found.get(key) or MsaEntry.objects.filter(key=key).first()
             if entry is not None:
@@ -81,14 +89,14 @@ def _resolve(server, groups, *, paired: bool, say: Say) -> dict[str, MsaEntry]:
                 continue
             claim = MsaSearch.objects.filter(key=key).first()
             if claim is not None and claim.error:
-                raise MsaServerError(claim.error)
+                raise MsaError(claim.error)
         if len(found) == len(wanted):
             return found
         if not mine:
-            if time.monotonic() - waited_since > server.timeout + STALE:
-                raise MsaServerError("Another job's search of this MSA did not end in time.")
+            if time.monotonic() - waited_since > searcher.timeout + STALE:
+                raise MsaError("Another job's search of this MSA did not end in time.")
             say(f"MSA: waiting for another job's search of {len(wanted) - len(found)} chain(s)")
-            time.sleep(server.poll)
+            time.sleep(searcher.poll)
 
 
 def _claim(key: str) -> bool:
@@ -103,30 +111,38 @@ def _claim(key: str) -> bool:
     return True
 
 
-def _search(server: MsaServer, groups: dict[str, list[str]], *, paired: bool, say: Say) -> None:
-    """One request for the claimed keys; store what it gives, or leave its reason."""
+def _search(searcher, groups: dict[str, list[str]], *, paired: bool, say: Say) -> None:
+    """One search of the claimed keys; store what it gives, or leave its reason."""
     search = uuid.uuid4().hex
     keys = list(groups)
     MsaSearch.objects.filter(key__in=keys).update(search=search)
     try:
         with _alive(keys):
-            _take_a_place(search, keys, say)
+            if searcher.source == Source.SERVER:
+                _take_a_place(search, keys, say)
             if paired:
                 (group,) = groups.values()
-                say(f"MSA of {_label(group)}: paired search at {server.url}")
-                blocks = server.search(group, paired=True, say=say)
+                say(f"MSA of {_label(group)}: paired search at {searcher.where}")
+                blocks = searcher.search(group, paired=True, say=say)
                 results = {keys[0]: PAIRED_SEPARATOR.join(blocks)}
             else:
                 sequences = [group[0] for group in groups.values()]
                 for sequence in sequences:
-                    say(f"MSA of {_label([sequence])}: search at {server.url}")
+                    say(f"MSA of {_label([sequence])}: search at {searcher.where}")
                 results = dict(
-                    zip(keys, server.search(sequences, paired=False, say=say), strict=True)
+                    zip(keys, searcher.search(sequences, paired=False, say=say), strict=True)
                 )
         for key, text in results.items():
-            cache_store(key=key, source=Source.SERVER, sequences=groups[key], a3m=text.encode())
+            cache_store(
+                key=key,
+                source=searcher.source,
+                sequences=groups[key],
+                a3m=text.encode(),
+                database=searcher.database,
+                version=searcher.version,
+            )
         MsaSearch.objects.filter(key__in=keys).delete()
-    except MsaServerError as exc:
+    except MsaError as exc:
         MsaSearch.objects.filter(key__in=keys).update(error=str(exc), submitted=False)
         raise
     except BaseException:

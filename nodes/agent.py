@@ -37,7 +37,11 @@ class Agent:
             "hostname": socket.gethostname(),
             "gpus": probe.gpu_snapshot(),
             **{k: v for k, v in probe.system_snapshot().items() if k != "cpu_count"},
-            "engines": {"torch": self._torch, "boltz": probe.boltz_info()},
+            "engines": {
+                "torch": self._torch,
+                "boltz": probe.boltz_info(),
+                "msa_local": probe.msa_local_info(),
+            },
             "warm_engines": [
                 {k: e.get(k) for k in ("engine", "kind", "slot", "gpu", "state", "memory")}
                 for e in probe.warm_engines(self.engines_dir)

@@ -180,5 +180,19 @@ def warm_engines(directory: Path) -> list[dict]:
     return found
 
 
+def msa_local_info() -> dict:
+    """The sequence database this node searches MSAs in (PORTAL_MSA_LOCAL_DB), if any: its
+    name and version (size and modification time), and pyhmmer's version."""
+    from msa.local import database_version
+
+    named = os.environ.get("PORTAL_MSA_LOCAL_DB")
+    path = Path(named).expanduser() if named else None
+    info = {"pyhmmer": _version("pyhmmer"), "database": path.name if path else None}
+    if path is not None and path.is_file():
+        info["version"] = database_version(path)
+    info["ready"] = bool(info["pyhmmer"] and info.get("version"))
+    return info
+
+
 def engines(check_cuda: bool = True) -> dict:
-    return {"torch": torch_info(check_cuda), "boltz": boltz_info()}
+    return {"torch": torch_info(check_cuda), "boltz": boltz_info(), "msa_local": msa_local_info()}

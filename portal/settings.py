@@ -312,6 +312,8 @@ PORTAL_MSA_SERVER_API_KEY_HEADER = env.str("PORTAL_MSA_SERVER_API_KEY_HEADER", d
 PORTAL_MSA_SERVER_AT_ONCE = env.int("PORTAL_MSA_SERVER_AT_ONCE", default=2)
 PORTAL_MSA_SERVER_POLL = env.float("PORTAL_MSA_SERVER_POLL", default=5.0)
 PORTAL_MSA_SERVER_TIMEOUT = env.float("PORTAL_MSA_SERVER_TIMEOUT", default=1800.0)
+# A protein sequence database (FASTA) on this machine for local MSA searches (jackhmmer).
+PORTAL_MSA_LOCAL_DB = env.str("PORTAL_MSA_LOCAL_DB", default="")
 # Place jobs on a thread of their own after a submission instead of within its request
 # (`manage.py serve` turns this on for the web server).
 PORTAL_PLACE_IN_BACKGROUND = env.bool("PORTAL_PLACE_IN_BACKGROUND", default=False)

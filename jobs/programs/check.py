@@ -67,6 +67,13 @@ def main() -> None:
         print(f"boltz {boltz['version']}; weights in {boltz['cache']}: {weights}", flush=True)
     else:
         print("boltz: not installed", flush=True)
+    result["msa_local"] = probe.msa_local_info()
+    local = result["msa_local"]
+    print(
+        f"local MSA database: {local['database'] or 'none'}"
+        + (f" (version {local['version']})" if local.get("version") else ""),
+        flush=True,
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "check.json").write_text(json.dumps(result, indent=2))
     report.progress(100, "done")

@@ -667,3 +667,32 @@ def test_a_bad_msa_or_template_is_a_400_naming_it(
         assert response.json()["code"] == "input_invalid"
         assert problem in response.json()["detail"], response.json()["detail"]
     assert not Job.objects.exists()
+
+
+def test_a_local_search_gives_an_msa_the_engine_reads(
+    boltz_node, api, alice, project, enqueued, tmp_path
+):
+    """jackhmmer's A3M against a small database (tests/msa/test_local.py) is one boltz
+    predicts with: its rows reach boltz's processed MSA."""
+    from msa.local import LocalDatabase
+    from tests.msa.test_local import QUERY, write_database
+
+    query = QUERY[:60]
+    database = LocalDatabase(write_database(tmp_path / "mini.fasta", query=query))
+    (a3m,) = database.search([query], say=print)
+    distinct = {row.replace("-", "").upper() for row in a3m.splitlines()[1::2]}
+    assert len(distinct) > 5
+    msa = upload(api, alice, project, "jackhmmer.a3m", a3m)
+    document = {"sequences": [{"protein": {"id": "A", "sequence": query, "msa": msa}}]}
+    response = api(alice).post(
+        "/api/v1/jobs/",
+        {"project": project.pk, "kind": "predict", "params": {"input": document, **FAST}},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    job = Job.objects.get(pk=response.json()["id"])
+    place_and_run(job, enqueued)
+    assert job.state == State.SUCCEEDED, job.error
+    processed = np.load(io.BytesIO(artifact(job, f"msa_job-{job.pk}_0.npz")))
+    assert len(processed["sequences"]) == len(distinct)
+    os.kill(int(engine(job)["pid"]), signal.SIGKILL)

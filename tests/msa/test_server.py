@@ -10,8 +10,10 @@ from django.db import connection
 from django.utils import timezone
 
 from msa.colabfold import MsaServer, MsaServerError
+from msa.errors import MsaError
 from msa.models import MsaEntry, MsaSearch
-from msa.searches import paired_blocks, server_msas, server_paired_msa
+from msa.searches import msas as server_msas
+from msa.searches import paired_blocks, server_paired_msa
 from msa.selectors import cache_stats
 from tests.conftest import free_port
 from tests.msa.colabfold_server import ColabFoldServer
@@ -136,7 +138,7 @@ def test_a_server_that_is_down_fails_after_a_bounded_wait_and_caches_nothing(set
     assert not MsaEntry.objects.exists()
     assert any("trying again" in line for line in lines)
     # A job that waited on that search fails with its reason, without a search of its own.
-    with pytest.raises(MsaServerError, match="gave no MSA"):
+    with pytest.raises(MsaError, match="gave no MSA"):
         server_msas(down, [CHAIN_A])
 
 
