@@ -49,7 +49,10 @@ class LocalDatabase:
 
     @property
     def version(self) -> str:
-        return database_version(self.path)
+        try:
+            return database_version(self.path)
+        except OSError as exc:
+            raise MsaError(f"The local MSA database {self.path} cannot be read: {exc}") from None
 
     def search(
         self, sequences: list[str], *, paired: bool = False, say: Callable[[str], None] = print

@@ -119,7 +119,7 @@ def _search(searcher, groups: dict[str, list[str]], *, paired: bool, say: Say) -
     try:
         with _alive(keys):
             if searcher.source == Source.SERVER:
-                _take_a_place(search, keys, say)
+                _take_a_place(keys, searcher.timeout, say)
             if paired:
                 (group,) = groups.values()
                 say(f"MSA of {_label(group)}: paired search at {searcher.where}")
@@ -150,10 +150,12 @@ def _search(searcher, groups: dict[str, list[str]], *, paired: bool, say: Say) -
         raise
 
 
-def _take_a_place(search: str, keys: list[str], say: Say) -> None:
-    """Wait for one of the server's places (PORTAL_MSA_SERVER_AT_ONCE across the pool)."""
+def _take_a_place(keys: list[str], timeout: float, say: Say) -> None:
+    """Wait for one of the server's places (PORTAL_MSA_SERVER_AT_ONCE across the pool), at
+    most `timeout` seconds."""
     CacheCounter.objects.get_or_create(pk=1)
     told = False
+    deadline = time.monotonic() + timeout
     while True:
         with transaction.atomic():
             # The counter's row serialises the count-and-take of every searcher.
@@ -168,6 +170,10 @@ def _take_a_place(search: str, keys: list[str], say: Say) -> None:
             if busy < settings.PORTAL_MSA_SERVER_AT_ONCE:
                 MsaSearch.objects.filter(key__in=keys).update(submitted=True)
                 return
+        if time.monotonic() > deadline:
+            raise MsaError(
+                f"No place at the MSA server within {timeout:.0f} s ({busy} searches under way)."
+            )
         if not told:
             say(f"MSA: waiting for a place at the server ({busy} searches under way)")
             told = True

@@ -82,6 +82,12 @@ def test_a_local_msa_is_cached_under_its_database_and_version(tmp_path):
 def test_a_database_that_cannot_be_read_is_a_clear_failure(tmp_path):
     with pytest.raises(MsaError, match="cannot be read"):
         LocalDatabase(tmp_path / "absent.fasta").search([QUERY], say=lambda line: None)
+    with pytest.raises(MsaError, match="cannot be read"):
+        msas(LocalDatabase(tmp_path / "absent.fasta"), [QUERY])
+    (tmp_path / "garbled.fasta").write_bytes(b"\x00\x01 not a sequence file")
+    with pytest.raises(MsaError, match="cannot be read"):
+        msas(LocalDatabase(tmp_path / "garbled.fasta"), [QUERY])
+    assert not MsaEntry.objects.exists()
 
 
 def test_a_node_reports_its_local_database(tmp_path, monkeypatch):
