@@ -16,14 +16,10 @@ from pathlib import Path
 from django.conf import settings
 
 from msa.errors import MsaError
+from nodes.probe import local_database_version
 
 ITERATIONS = 3  # jackhmmer's rounds (its -N), at most
 MAX_ROWS = 8192  # boltz reads no more rows than this
-
-
-def database_version(path: Path) -> str:
-    stat = path.stat()
-    return f"{stat.st_size}-{stat.st_mtime_ns}"
 
 
 @dataclass(frozen=True)
@@ -50,7 +46,7 @@ class LocalDatabase:
     @property
     def version(self) -> str:
         try:
-            return database_version(self.path)
+            return local_database_version(self.path)
         except OSError as exc:
             raise MsaError(f"The local MSA database {self.path} cannot be read: {exc}") from None
 

@@ -180,16 +180,21 @@ def warm_engines(directory: Path) -> list[dict]:
     return found
 
 
+def local_database_version(path: Path) -> str:
+    """A local sequence database's version: its size and modification time (an MSA made from
+    another version of the file is another cache entry)."""
+    stat = path.stat()
+    return f"{stat.st_size}-{stat.st_mtime_ns}"
+
+
 def msa_local_info() -> dict:
     """The sequence database this node searches MSAs in (PORTAL_MSA_LOCAL_DB), if any: its
-    name and version (size and modification time), and pyhmmer's version."""
-    from msa.local import database_version
-
+    name and version, and pyhmmer's version."""
     named = os.environ.get("PORTAL_MSA_LOCAL_DB")
     path = Path(named).expanduser() if named else None
     info = {"pyhmmer": _version("pyhmmer"), "database": path.name if path else None}
     if path is not None and path.is_file():
-        info["version"] = database_version(path)
+        info["version"] = local_database_version(path)
     info["ready"] = bool(info["pyhmmer"] and info.get("version"))
     return info
 
