@@ -18,7 +18,6 @@ Goals: the portal at least 4x faster than cold processes, and within 1.25x of th
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +25,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from tests.boltzkit import boltz_predict, make_boltz_cache  # noqa: E402  (after the path)
 
 OPTIONS = {"recycling_steps": 0, "sampling_steps": 10}
 RESIDUES = "ACDEFGHIKLMNPQRSTVWY"
@@ -45,32 +46,16 @@ def inputs(n: int, folder: Path) -> list[Path]:
     return paths
 
 
-def boltz(cache: dict, target: Path, out: Path) -> None:
-    subprocess.run(
-        [
-            str(Path(sys.executable).with_name("boltz")),
-            "predict",
-            str(target),
-            *("--out_dir", str(out), "--cache", str(cache["cache"])),
-            *("--checkpoint", str(cache["checkpoint"])),
-            *("--accelerator", "cpu", "--no_kernels", "--num_workers", "0", "--seed", "0"),
-            *("--recycling_steps", "0", "--sampling_steps", "10"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-
-
 def cold(cache, paths, work) -> float:
     began = time.monotonic()
     for path in paths:
-        boltz(cache, path, work / "cold" / path.stem)
+        boltz_predict(cache, path, work / "cold" / path.stem)
     return time.monotonic() - began
 
 
 def directory(cache, folder, work) -> float:
     began = time.monotonic()
-    boltz(cache, folder, work / "directory")
+    boltz_predict(cache, folder, work / "directory")
     return time.monotonic() - began
 
 
@@ -167,14 +152,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20)
     args = parser.parse_args()
-    from tests.boltzkit import make_boltz_cache
-
     work = Path(tempfile.mkdtemp(prefix="portal-predict-"))
     try:
         cache = make_boltz_cache(work / "boltz-cache")
         folder = work / "inputs"
         paths = inputs(args.n, folder)
-        boltz(cache, paths[0], work / "warm-up")  # the page cache, for every side alike
+        boltz_predict(cache, paths[0], work / "warm-up")  # the page cache, for every side alike
         seconds = {
             "portal (one node, one slot)": portal(cache, paths, work),
             f"{args.n} cold `boltz predict`": cold(cache, paths, work),

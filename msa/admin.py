@@ -53,7 +53,7 @@ class MsaEntryAdmin(admin.ModelAdmin):
 
     @admin.action(description="Remove the selected entries and their files", permissions=["delete"])
     def remove_with_files(self, request, queryset):
-        result = remove_entries(list(queryset.values_list("pk", "storage_key")))
+        result = remove_entries(list(queryset.values_list("pk", flat=True)))
         self._report(request, result)
 
     def delete_model(self, request, obj):

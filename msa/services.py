@@ -23,6 +23,7 @@ from msa.models import CacheCounter, MsaEntry
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]  # called with the number of entries just removed
+REMOVE_CHUNK = 500
 
 
 def normalise(sequence: str) -> str:
@@ -55,8 +56,11 @@ def cache_lookup(key: str) -> MsaEntry | None:
     entry = MsaEntry.objects.filter(key=key).first()
     _count(hit=entry is not None)
     if entry is not None:
-        MsaEntry.objects.filter(pk=entry.pk).update(hits=F("hits") + 1, last_used_at=timezone.now())
-        entry.refresh_from_db()
+        entry.last_used_at = timezone.now()
+        MsaEntry.objects.filter(pk=entry.pk).update(
+            hits=F("hits") + 1, last_used_at=entry.last_used_at
+        )
+        entry.hits += 1
     return entry
 
 
@@ -94,45 +98,47 @@ def cache_store(
     return entry
 
 
-def remove_entries(entries: Iterable[tuple[int, str]], progress: Progress | None = None) -> dict:
-    """Remove entries given as (id, storage key), each row then its file: {removed, freed}."""
+def remove_entries(pks: list[int], progress: Progress | None = None) -> dict:
+    """Remove the entries of these ids, a chunk of rows then their files at a time (an entry
+    removed meanwhile is skipped): {removed, freed (bytes)}."""
     removed = freed = 0
-    for pk, storage_key in entries:
-        entry = MsaEntry.objects.filter(pk=pk).first()
-        if entry is None:
-            continue
-        entry.delete()
-        # Another entry never shares a file (the name is the key), so the file goes too.
-        default_storage.delete(storage_key)
-        removed += 1
-        freed += entry.size
+    for start in range(0, len(pks), REMOVE_CHUNK):
+        rows = list(
+            MsaEntry.objects.filter(pk__in=pks[start : start + REMOVE_CHUNK]).values_list(
+                "pk", "storage_key", "size"
+            )
+        )
+        MsaEntry.objects.filter(pk__in=[pk for pk, _, _ in rows]).delete()
+        for _, storage_key, _ in rows:
+            # Another entry never shares a file (the name is the key), so the file goes too.
+            default_storage.delete(storage_key)
+        removed += len(rows)
+        freed += sum(size for _, _, size in rows)
         if progress:
-            progress(1)
+            progress(len(rows))
     return {"removed": removed, "freed": freed}
 
 
-def cleanup_plan(*, max_age_days: int | None = None, budget: int | None = None) -> list:
-    """What a clean-up removes, in order: the entries not used for `max_age_days`, then the
-    least recently used until the rest fit in `budget` bytes (settings' defaults)."""
+def cleanup_plan(*, max_age_days: int | None = None, budget: int | None = None) -> list[int]:
+    """The ids of what a clean-up removes, in order: the entries not used for `max_age_days`,
+    then the least recently used until the rest fit in `budget` bytes (settings' defaults)."""
     if max_age_days is None:
         max_age_days = settings.PORTAL_MSA_CACHE_MAX_AGE_DAYS
     if budget is None:
         budget = settings.PORTAL_MSA_CACHE_BUDGET
     cutoff = timezone.now() - timedelta(days=max_age_days)
-    rows = MsaEntry.objects.order_by("last_used_at", "pk").values_list(
-        "pk", "storage_key", "size", "last_used_at"
-    )
+    rows = MsaEntry.objects.order_by("last_used_at", "pk").values_list("pk", "size", "last_used_at")
     doomed, kept, total = [], [], 0
-    for pk, storage_key, size, last_used in rows:
+    for pk, size, last_used in rows:
         if last_used < cutoff:
-            doomed.append((pk, storage_key))
+            doomed.append(pk)
         else:
-            kept.append((pk, storage_key, size))
+            kept.append((pk, size))
             total += size
-    for pk, storage_key, size in kept:  # least recently used first
+    for pk, size in kept:  # least recently used first
         if total <= budget:
             break
-        doomed.append((pk, storage_key))
+        doomed.append(pk)
         total -= size
     return doomed
 
@@ -151,6 +157,6 @@ def cache_cleanup(
 
 def cache_clear(*, progress: Progress | None = None) -> dict:
     """Remove every entry and its file: {removed, freed (bytes)}."""
-    result = remove_entries(list(MsaEntry.objects.values_list("pk", "storage_key")), progress)
+    result = remove_entries(list(MsaEntry.objects.values_list("pk", flat=True)), progress)
     log.info("MSA cache cleared: %(removed)s entries, %(freed)s bytes freed", result)
     return result

@@ -35,6 +35,8 @@ import copy
 import os
 import pickle
 import random
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -93,6 +95,32 @@ RECIPE = 3
 # An mmCIF as the portal's upload check takes it (a data block, an atom table) that boltz's
 # parser cannot read: a template it refuses.
 BROKEN_CIF = "data_x\nloop_\n_atom_site.group_PDB\n_atom_site.id\nATOM 1\n"
+
+
+def boltz_predict(
+    cache: dict, target: Path, out: Path, *extra: str, seed: int = 0, cwd: Path | None = None
+) -> Path:
+    """The real `boltz predict` CLI on the tiny model of `cache` (make_boltz_cache), offline on
+    the CPU with the tests' fast options (no recycling, 10 sampling steps), for a YAML or a
+    folder of them; `cwd` is where the YAML's MSA and template paths start. Returns the folder
+    of a single YAML's predictions."""
+    subprocess.run(
+        [
+            str(Path(sys.executable).with_name("boltz")),
+            "predict",
+            str(target),
+            *("--out_dir", str(out), "--cache", str(cache["cache"])),
+            *("--checkpoint", str(cache["checkpoint"])),
+            *("--accelerator", "cpu", "--no_kernels", "--num_workers", "0"),
+            *("--recycling_steps", "0", "--sampling_steps", "10", "--seed", str(seed)),
+            *extra,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+        cwd=cwd,
+    )
+    return out / f"boltz_results_{target.stem}" / "predictions" / target.stem
 
 
 def make_boltz_cache(cache: Path, *, seed: int = 0) -> dict:

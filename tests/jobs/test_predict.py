@@ -7,8 +7,6 @@ import io
 import json
 import os
 import signal
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from jobs.models import Job, State
-from tests.boltzkit import BROKEN_CIF
+from tests.boltzkit import BROKEN_CIF, boltz_predict
 from tests.conftest import boltz_ready
 from tests.jobs.test_runner import lines, place_and_run
 
@@ -64,28 +62,6 @@ def submit(api, user, project, upload_id, **params):
     return response
 
 
-def boltz_cli(boltz_cache, yaml: Path, out: Path, seed: int, *extra: str, cwd=None) -> Path:
-    """The real `boltz predict` on the same checkpoint, input, options and seed (run in `cwd`,
-    where the YAML's MSA and template paths start)."""
-    subprocess.run(
-        [
-            str(Path(sys.executable).with_name("boltz")),
-            "predict",
-            str(yaml),
-            *("--out_dir", str(out), "--cache", str(boltz_cache["cache"])),
-            *("--checkpoint", str(boltz_cache["checkpoint"])),
-            *("--accelerator", "cpu", "--no_kernels", "--num_workers", "0"),
-            *("--recycling_steps", "0", "--sampling_steps", "10", "--seed", str(seed)),
-            *extra,
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-        cwd=cwd,
-    )
-    return out / f"boltz_results_{yaml.stem}" / "predictions" / yaml.stem
-
-
 def artifact(job, name) -> bytes:
     return default_storage.open(job.artifacts.get(name=name).storage_key).read()
 
@@ -120,7 +96,7 @@ def test_predictions_on_the_engine_are_what_boltz_predict_writes_and_load_once(
         # The job's input as it ran: the document it stored, written as YAML.
         yaml = tmp_path / f"{record}.yaml"
         yaml.write_bytes(artifact(job, "input.yaml"))
-        cli = boltz_cli(boltz_cache, yaml, tmp_path / record, seed)
+        cli = boltz_predict(boltz_cache, yaml, tmp_path / record, seed=seed)
         for path in sorted(cli.iterdir()):
             assert artifact(job, path.name) == path.read_bytes(), path.name
         names = set(job.artifacts.values_list("name", flat=True))
@@ -494,17 +470,17 @@ def test_affinity_on_the_engine_is_what_boltz_predict_writes(
     record = f"job-{job.pk}"
     yaml = tmp_path / f"{record}.yaml"
     yaml.write_bytes(artifact(job, "input.yaml"))
-    cli = boltz_cli(
+    cli = boltz_predict(
         boltz_cache,
         yaml,
         tmp_path / record,
-        4,
         "--affinity_checkpoint",
         str(boltz_cache["affinity_checkpoint"]),
         "--sampling_steps_affinity",
         "10",
         "--diffusion_samples_affinity",
         "1",
+        seed=4,
     )
     expected = (cli / f"affinity_{record}.json").read_bytes()
     assert artifact(job, f"affinity_{record}.json") == expected
@@ -571,7 +547,9 @@ def test_an_uploaded_msa_and_template_reach_boltz_as_boltz_predict_takes_them(
     text = artifact(job, "input.yaml").decode()
     assert "msa: homologues.a3m" in text and "cif: earlier.cif" in text
     (archived / f"{record}.yaml").write_text(text)
-    cli = boltz_cli(boltz_cache, archived / f"{record}.yaml", tmp_path / "cli", 5, cwd=archived)
+    cli = boltz_predict(
+        boltz_cache, archived / f"{record}.yaml", tmp_path / "cli", seed=5, cwd=archived
+    )
     for path in sorted(cli.iterdir()):
         assert artifact(job, path.name) == path.read_bytes(), path.name
     # The MSA's rows reached boltz's processed MSA, and the template the model: without it
@@ -580,8 +558,8 @@ def test_an_uploaded_msa_and_template_reach_boltz_as_boltz_predict_takes_them(
     assert len(rows) == 4
     (tmp_path / "plain").mkdir()
     (tmp_path / "plain" / f"{record}.yaml").write_text(text.split("templates:")[0])
-    plain = boltz_cli(
-        boltz_cache, tmp_path / "plain" / f"{record}.yaml", tmp_path / "plain", 5, cwd=archived
+    plain = boltz_predict(
+        boltz_cache, tmp_path / "plain" / f"{record}.yaml", tmp_path / "plain", seed=5, cwd=archived
     )
     assert (plain / f"{record}_model_0.cif").read_bytes() != artifact(job, f"{record}_model_0.cif")
 

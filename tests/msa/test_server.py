@@ -6,6 +6,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+from django.core.files.storage import default_storage
 from django.db import connection
 from django.utils import timezone
 
@@ -42,8 +43,6 @@ def rows(text: str) -> list[str]:
 
 
 def read(entry: MsaEntry) -> str:
-    from django.core.files.storage import default_storage
-
     with default_storage.open(entry.storage_key) as f:
         return f.read().decode()
 
