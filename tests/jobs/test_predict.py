@@ -220,6 +220,14 @@ def test_an_input_the_nodes_molecules_cannot_build_fails_that_job_with_the_reaso
     assert "CCD component XAL not found" in job.error
     assert not [n for n in job.artifacts.values_list("name", flat=True) if n.endswith(".cif")]
 
+    # The engine goes on serving: the next job on the slot succeeds without a reload.
+    after = submit(api, alice, project, upload(api, alice, project, "p.yaml", PROTEIN), **FAST)
+    after = Job.objects.get(pk=after.json()["id"])
+    place_and_run(after, enqueued)
+    assert after.state == State.SUCCEEDED, after.error
+    assert engine(after)["pid"] == engine(job)["pid"] and engine(after)["loads"] == "1"
+    os.kill(int(engine(after)["pid"]), signal.SIGKILL)
+
 
 def test_a_job_cancelled_mid_prediction_ends_within_5_s_and_the_next_succeeds(
     boltz_node, api, alice, project, enqueued
