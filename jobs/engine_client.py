@@ -51,6 +51,8 @@ def _kill_group(pid_file: Path) -> None:
 
 
 class EngineRun:
+    error_prefix = "its engine failed: "
+
     def __init__(self, kind, context):
         self.kind = kind
         self.context = context

@@ -78,6 +78,14 @@ def record_queued(job_id: int, reason: str, by, at) -> None:
     _insert_events(job_id, 0, 1, [state], at)
 
 
+def record_pending(job_id: int, reason: str, waiting: str, by, at) -> None:
+    """The first record of a job born pending, waiting for its children (in the transaction
+    that creates them): its first event, and what it waits for as its progress message."""
+    Job.objects.filter(pk=job_id).update(event_seq=2, progress_message=waiting[:500])
+    state = {"type": EventType.STATE, "state": State.PENDING, "reason": reason}
+    _insert_events(job_id, 0, 1, [state, {"type": EventType.LOG, "line": waiting}], at)
+
+
 def _record_transition(job_id, from_state, to, reason, by, attempt, node, at) -> None:
     JobTransition.objects.create(
         job_id=job_id,

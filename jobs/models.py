@@ -56,6 +56,11 @@ class Priority(models.IntegerChoices):
 class Job(models.Model):
     """A piece of work of some kind, run on a node's slot.
 
+    A job may work for another (`parent`): a prediction's MSA search, a campaign's candidate.
+    A job whose kind gives it such jobs at submission waits for them in `pending`, and goes on
+    (queued, or failed with the reason) when the last has ended (jobs/services.py:
+    `job_children_ended`).
+
     `placement` counts how often the job was handed to a node; the runner's task carries it,
     and everything a runner writes is checked against it, so a superseded or doubly delivered
     run changes nothing. `attempt` counts runs that started (a node lost mid-run costs one).
@@ -68,6 +73,9 @@ class Job(models.Model):
     kind = models.CharField(max_length=40)
     name = models.CharField(max_length=200, blank=True)
     params = models.JSONField(default=dict)
+    parent = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="children"
+    )
     priority = models.SmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
     # SHA-256 of kind, parameters and input digests: the same work submitted twice.
@@ -91,6 +99,9 @@ class Job(models.Model):
 
     # Bytes of GPU memory the job needs, as its kind estimated at submission (None: unknown).
     gpu_memory = models.BigIntegerField(null=True, blank=True)
+    # Engines (as nodes report them) this job needs of its node beyond its kind's, decided at
+    # submission from its parameters: a local MSA search needs a node with the database.
+    needs = models.JSONField(default=list, blank=True)
     time_limit = models.PositiveIntegerField(default=0)  # seconds
     silence_limit = models.PositiveIntegerField(default=0)  # seconds
     cancel_requested = models.BooleanField(default=False)

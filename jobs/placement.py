@@ -49,6 +49,7 @@ class Waiting:
     placement: int
     time_limit: int
     gpu_memory: int | None
+    needs: list[str]
 
     @property
     def pk(self) -> int:
@@ -113,7 +114,7 @@ def choose_slot(kind, job: Job, nodes: list[Node], free: dict[int, list[dict]]):
     needed = job.gpu_memory
     best = None
     for node in nodes:
-        if not all(node.can_run(engine) for engine in kind.requires):
+        if not all(node.can_run(engine) for engine in (*kind.requires, *job.needs)):
             continue
         for slot in free[node.pk]:
             if not _fits(kind, slot, needed, bool(node.gpus)):

@@ -1,7 +1,8 @@
 """How a job's own process runs on a node: its environment (its GPU pinned, the portal's
 secrets left out), a process group of its own that dies with its runner, and its output read
 line by line. Used by the runner for subprocess jobs and by the engine client
-(jobs/engine_client.py) to start resident engines."""
+(jobs/engine_client.py) to start resident engines. `ThreadRun` runs the work of an `in_runner`
+kind in a thread of the runner instead, behind the same interface."""
 
 import ctypes
 import os
@@ -13,7 +14,7 @@ import threading
 
 from django.conf import settings
 
-from jobs.kinds.base import Command, RunContext
+from jobs.kinds.base import Command, Output, RunContext
 
 MAX_LINE = 10_000
 # Settings a job's process has no business seeing.
@@ -89,3 +90,40 @@ class SubprocessRun:
                 return
             except subprocess.TimeoutExpired:
                 continue
+
+
+class ThreadRun:
+    """An `in_runner` kind's `run` in a thread of the runner, its lines and progress on the
+    same queue as a subprocess's. Stopping asks it to stop (`Output.stopping`) and waits up to
+    the grace period; a thread cannot be killed, so work that ignores the request ends on its
+    own, and what it would write then is dropped with its superseded run."""
+
+    error_prefix = ""  # the kind's own message is the reason
+
+    def __init__(self, kind, context: RunContext):
+        self.lines: queue.Queue = queue.Queue(maxsize=10_000)
+        self.output = Output(lambda line: self.lines.put(str(line)[:MAX_LINE]))
+        self.open_streams = 1
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._run, args=(kind, context), daemon=True)
+        self._thread.start()
+
+    def _run(self, kind, context) -> None:
+        from django.db import connection
+
+        try:
+            kind.run(context, self.output)
+        except Exception as exc:
+            self.error = str(exc) or type(exc).__name__
+            self.lines.put(self.error)
+        finally:
+            connection.close()
+            self.lines.put(DONE)
+
+    def exit_code(self) -> int:
+        self._thread.join()
+        return 1 if self.error else 0
+
+    def stop(self, grace: float) -> None:
+        self.output.stopping.set()
+        self._thread.join(grace)

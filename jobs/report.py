@@ -12,8 +12,13 @@ import sys
 MARKER = "##portal "
 
 
+def marked(payload: dict) -> str:
+    """The line that carries an event."""
+    return MARKER + json.dumps(payload, separators=(",", ":"))
+
+
 def _emit(payload: dict) -> None:
-    sys.stdout.write(MARKER + json.dumps(payload, separators=(",", ":")) + "\n")
+    sys.stdout.write(marked(payload) + "\n")
     sys.stdout.flush()
 
 

@@ -33,7 +33,7 @@ from jobs.kinds.base import RunContext
 from jobs.lifecycle import events_append
 from jobs.models import Job, State
 from jobs.placement import FreedSlot, hand_over
-from jobs.processes import DONE, SubprocessRun
+from jobs.processes import DONE, SubprocessRun, ThreadRun
 from jobs.services import job_finish, job_requeue, job_start
 from portal.uploads.filenames import safe_filename
 from portal.uploads.models import Upload
@@ -102,6 +102,8 @@ class JobRun:
             self.make_room(context)
         if self.kind.engine:
             process = EngineRun(self.kind, context)
+        elif self.kind.in_runner:
+            process = ThreadRun(self.kind, context)
         else:
             process = SubprocessRun(self.kind.build(context), context)
         outcome = self.watch(process)
@@ -150,7 +152,7 @@ class JobRun:
 
     def fetch_extras(self) -> dict[str, Path]:
         extras = {}
-        for extra in self.kind.extra_inputs(self.job.params):
+        for extra in self.kind.extra_inputs(self.job):
             name = f"extra-{safe_filename(extra['name'])}"
             extras[extra["name"]] = self.fetch(
                 extra["storage_key"], extra["sha256"], name, extra["name"]
@@ -210,9 +212,10 @@ class JobRun:
         if code == 0:
             return Outcome(State.SUCCEEDED, "finished")
         if process.error:
-            # An engine's own error: its load failed, or the job raised in it.
+            # An engine's own error (its load failed, or the job raised in it), or the error
+            # of an in-runner kind's work.
             tail = "\n".join(self.tail[-20:])
-            return Outcome(State.FAILED, f"its engine failed: {process.error}", tail)
+            return Outcome(State.FAILED, f"{process.error_prefix}{process.error}", tail)
         if code is not None and code < 0:
             reason = f"was killed by {signal.Signals(-code).name}"
         else:

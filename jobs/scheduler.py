@@ -1,6 +1,6 @@
 """The scheduler's sweep, the safety net `manage.py runscheduler` runs every few seconds:
 re-queue what lost its node, re-place what a broker lost, fail what outran its limits
-unnoticed, then place (jobs/placement.py)."""
+unnoticed, move on pending jobs whose children all ended, then place (jobs/placement.py)."""
 
 import logging
 from datetime import timedelta
@@ -9,16 +9,17 @@ from django.conf import settings
 from django.utils import timezone
 
 from jobs.lifecycle import transition
-from jobs.models import Job, State
+from jobs.models import ACTIVE, Job, State
 from jobs.placement import place_queued_jobs
-from jobs.services import job_requeue
+from jobs.services import job_children_ended, job_requeue
 
 log = logging.getLogger(__name__)
 
 
 def sweep() -> None:
     """The safety net, run every few seconds by `runscheduler`: re-queue what lost its node,
-    re-place what a broker lost, fail what outran its limits unnoticed, then place."""
+    re-place what a broker lost, fail what outran its limits unnoticed, move on pending jobs
+    whose children all ended (their end's own call was lost), then place."""
     now = timezone.now()
     placement_deadline = now - timedelta(seconds=settings.PORTAL_PLACEMENT_TIMEOUT)
     for job in Job.objects.filter(
@@ -48,4 +49,8 @@ def sweep() -> None:
             job_requeue(job=job, reason=f"node {node.name} is {node.status()}")
         elif job.placed_at and job.placed_at < placement_deadline:
             job_requeue(job=job, reason=f"node {node.name} did not start it in time")
+    waiting = Job.objects.filter(state=State.PENDING, children__isnull=False)
+    ended = waiting.exclude(children__state__in=ACTIVE).values_list("id", flat=True)
+    for job_id in ended.distinct():
+        job_children_ended(job_id)
     place_queued_jobs()

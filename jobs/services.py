@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
@@ -14,7 +15,8 @@ from django.utils import timezone
 
 from jobs import sql
 from jobs.kinds import get_kind, registry
-from jobs.lifecycle import note, record_queued, transition
+from jobs.kinds.base import JobKind
+from jobs.lifecycle import note, record_pending, record_queued, transition
 from jobs.models import ACTIVE, Artifact, Job, JobInput, Priority, State
 from jobs.placement import place_soon
 from nodes.models import Node
@@ -78,6 +80,73 @@ def _gpu_memory(kind, params, inputs) -> int | None:
     return needed
 
 
+@dataclass
+class _Work:
+    """A submission checked and ready to store."""
+
+    kind: JobKind
+    params: dict
+    inputs: list[Upload]
+    gpu_memory: int | None
+    needs: list[str]
+    digest: str
+    children: list = field(default_factory=list)  # of (Child, _Work): submitted with it
+
+
+def _checked(project: Project, by, kind: str, params: dict, inputs: list[int]) -> _Work:
+    job_kind = get_kind(kind)
+    if job_kind is None:
+        raise PortalError(
+            f"Unknown job kind '{kind}'; this portal runs: {', '.join(sorted(registry()))}.",
+            code="kind_unknown",
+        )
+    if not isinstance(params, dict):
+        raise PortalError("Parameters are a JSON object.", code="params_invalid")
+    job_kind.clean_params(params)  # each field first: a script learns of all its mistakes
+    inputs = _uploads(project, inputs)
+    _check_inputs(job_kind, inputs)
+    cleaned = job_kind.validate(params, inputs, user=by, project=project)
+    given = {u.pk for u in inputs}
+    inputs += _uploads(
+        project, [pk for pk in dict.fromkeys(job_kind.named_uploads(cleaned)) if pk not in given]
+    )
+    return _Work(
+        kind=job_kind,
+        params=cleaned,
+        inputs=inputs,
+        gpu_memory=_gpu_memory(job_kind, cleaned, inputs),
+        needs=job_kind.needs(cleaned),
+        digest=fingerprint(kind, cleaned, [u.sha256 for u in inputs]),
+    )
+
+
+def _create(work: _Work, *, project, by, name, priority, limit, now, parent=None) -> Job:
+    """Store a checked submission: queued, or pending while the jobs it needs run first."""
+    pending = bool(work.children)
+    job = Job.objects.create(
+        project=project,
+        owner=by,
+        kind=work.kind.name,
+        name=(name or "").strip()[:200] or f"{work.kind.name} job",
+        params=work.params,
+        parent=parent,
+        priority=priority,
+        fingerprint=work.digest,
+        time_limit=limit,
+        silence_limit=settings.PORTAL_JOB_SILENCE_LIMIT,
+        gpu_memory=work.gpu_memory,
+        needs=work.needs,
+        state=State.PENDING if pending else State.QUEUED,
+        created_at=now,
+        queued_at=None if pending else now,
+        event_seq=0 if pending else 1,
+    )
+    JobInput.objects.bulk_create(
+        JobInput(job=job, upload=upload, position=i) for i, upload in enumerate(work.inputs)
+    )
+    return job
+
+
 def job_submit(
     *,
     project: Project,
@@ -94,14 +163,9 @@ def job_submit(
     project, in order.
 
     The same kind, parameters and input bytes already queued or running in the project give
-    back that job, unless `force`.
+    back that job, unless `force`. A job whose kind gives it children (`first_children`: its
+    MSA search) is stored pending with them, queued; it goes on when they have ended.
     """
-    job_kind = get_kind(kind)
-    if job_kind is None:
-        raise PortalError(
-            f"Unknown job kind '{kind}'; this portal runs: {', '.join(sorted(registry()))}.",
-            code="kind_unknown",
-        )
     if priority not in Priority.labels:
         raise PortalError(
             f"Priority is one of {', '.join(Priority.labels)}.", code="priority_invalid"
@@ -112,25 +176,18 @@ def job_submit(
             f"The time limit is 1 to {settings.PORTAL_JOB_MAX_TIME_LIMIT} seconds.",
             code="time_limit_invalid",
         )
-    if not isinstance(params, dict):
-        raise PortalError("Parameters are a JSON object.", code="params_invalid")
-    job_kind.clean_params(params)  # each field first: a script learns of all its mistakes
-    inputs = _uploads(project, inputs)
-    _check_inputs(job_kind, inputs)
-    cleaned = job_kind.validate(params, inputs, user=by, project=project)
-    given = {u.pk for u in inputs}
-    inputs += _uploads(
-        project, [pk for pk in dict.fromkeys(job_kind.named_uploads(cleaned)) if pk not in given]
-    )
-    gpu_memory = _gpu_memory(job_kind, cleaned, inputs)
-    digest = fingerprint(kind, cleaned, [u.sha256 for u in inputs])
+    work = _checked(project, by, kind, params, inputs)
+    work.children = [
+        (child, _checked(project, by, child.kind, child.params, []))
+        for child in work.kind.first_children(work.params)
+    ]
 
     with transaction.atomic():
         if not force:
             # Two submissions of the same work cannot both create a job.
-            sql.lock_submissions(project.pk, digest)
+            sql.lock_submissions(project.pk, work.digest)
             existing = (
-                Job.objects.filter(project=project, fingerprint=digest, state__in=ACTIVE)
+                Job.objects.filter(project=project, fingerprint=work.digest, state__in=ACTIVE)
                 .order_by("id")
                 .first()
             )
@@ -138,30 +195,46 @@ def job_submit(
                 return existing, False
         now = timezone.now()
         reason = f"submitted by {by.username}"
-        # Born queued: its pending → queued transition is recorded as any other.
-        job = Job.objects.create(
-            project=project,
-            owner=by,
-            kind=kind,
-            name=(name or "").strip()[:200] or f"{kind} job",
-            params=cleaned,
-            priority=Priority.from_name(priority),
-            fingerprint=digest,
-            time_limit=limit,
-            silence_limit=settings.PORTAL_JOB_SILENCE_LIMIT,
-            gpu_memory=gpu_memory,
-            state=State.QUEUED,
-            created_at=now,
-            queued_at=now,
-            event_seq=1,
-        )
-        JobInput.objects.bulk_create(
-            JobInput(job=job, upload=upload, position=i) for i, upload in enumerate(inputs)
-        )
-        record_queued(job.pk, reason, by, now)
+        stored = {"project": project, "by": by, "limit": limit, "now": now}
+        stored["priority"] = Priority.from_name(priority)
+        job = _create(work, name=name, **stored)
+        made = []
+        for child, child_work in work.children:
+            made.append(_create(child_work, name=child.name, parent=job, **stored))
+            record_queued(made[-1].pk, f"{reason} for job {job.pk}", by, now)
+        if made:
+            waiting = ", ".join(f"{child.name} (job {child.pk})" for child in made)
+            record_pending(job.pk, reason, f"waiting for {waiting}", by, now)
+        else:
+            record_queued(job.pk, reason, by, now)
     transaction.on_commit(place_soon)
-    job.input_ids = [u.pk for u in inputs]
+    job.input_ids = [u.pk for u in work.inputs]
     return job, True
+
+
+def job_children_ended(job_id: int) -> Job | None:
+    """A pending job whose children have all ended goes on as its kind decides (queued, or
+    failed with the reason). Called when a child ends, and by the sweep for any missed."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id, state=State.PENDING).first()
+        if job is None:
+            return None
+        children = list(job.children.order_by("id"))
+        if not children or any(child.state in ACTIVE for child in children):
+            return None
+        state, reason, error = get_kind(job.kind).children_ended(job, children)
+        fields = {"queued_at": timezone.now()} if state == State.QUEUED else {"error": error}
+        done = transition(job, state, reason=reason, **fields)
+    if done is not None and state == State.QUEUED:
+        transaction.on_commit(place_soon)
+    return done
+
+
+def _after_end(job: Job | None) -> None:
+    """Once a job's end is committed, the job it worked for hears of it."""
+    if job is not None and job.parent_id is not None:
+        parent = job.parent_id
+        transaction.on_commit(lambda: job_children_ended(parent))
 
 
 def job_start(*, job_id: int, placement: int, node_name: str, boot_id: str) -> Job | None:
@@ -221,16 +294,18 @@ def job_finish(
                 Artifact(job_id=job_id, placement=placement, created_at=timezone.now(), **a)
                 for a in artifacts
             )
+            _after_end(done)
     return done is not None
 
 
 def job_cancel(*, job: Job, by) -> Job:
     """Cancel a job: at once if it has not started; a running one is stopped by its runner
-    (the whole process group, within seconds)."""
+    (the whole process group, within seconds). The jobs it is waiting for go with it."""
     with transaction.atomic():
         current = Job.objects.select_for_update().get(pk=job.pk)
         if current.state in (State.PENDING, State.QUEUED):
             transition(current, State.CANCELLED, reason=f"cancelled by {by.username}", by=by)
+            _after_end(current)
         elif current.state == State.RUNNING:
             if not current.cancel_requested:
                 Job.objects.filter(pk=job.pk).update(cancel_requested=True, cancel_requested_by=by)
@@ -240,9 +315,26 @@ def job_cancel(*, job: Job, by) -> Job:
                 f"The job has {current.state} already; there is nothing to cancel.",
                 code="job_not_cancellable",
             )
+    for child in current.children.filter(state__in=ACTIVE):
+        try:
+            job_cancel(job=child, by=by)
+        except PortalError:
+            pass  # it ended meanwhile
     transaction.on_commit(place_soon)
     job.refresh_from_db()
     return job
+
+
+def job_remark(*, job_id: int, line: str) -> bool:
+    """A line in the log of a job waiting for its children (what its MSA search is doing), also
+    its progress message. False if it is no longer waiting."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id, state=State.PENDING).first()
+        if job is None:
+            return False
+        note(job, line)
+        Job.objects.filter(pk=job_id).update(progress_message=line[:500])
+    return True
 
 
 def job_set_priority(*, job: Job, priority: str, by) -> Job:
@@ -295,6 +387,8 @@ def job_requeue(*, job: Job, reason: str, by=None, counts_as_attempt: bool = Fal
                 )
             else:
                 done = transition(current, State.QUEUED, reason=reason, by=by, **unplace)
+            if done and done.state != State.QUEUED:
+                _after_end(done)
         else:
             return False
     if done:

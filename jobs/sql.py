@@ -86,7 +86,7 @@ def jobs_waiting(state: str, per_user: int) -> list[dict]:
     a placement pass needs of each (no model instances: a pass reads many)."""
     from jobs.models import Job
 
-    listed = "id, kind, owner_id, priority, queued_at, placement, time_limit, gpu_memory"
+    listed = "id, kind, owner_id, priority, queued_at, placement, time_limit, gpu_memory, needs"
     found = _rows(
         f"SELECT {listed} FROM (SELECT {listed}, ROW_NUMBER() OVER (PARTITION BY owner_id, "
         f"priority ORDER BY queued_at, id) AS turn FROM {_table(Job)} "
@@ -95,6 +95,7 @@ def jobs_waiting(state: str, per_user: int) -> list[dict]:
     )
     for row in found:
         row["queued_at"] = _value(Job, "queued_at", row["queued_at"])
+        row["needs"] = _value(Job, "needs", row["needs"])
     return found
 
 

@@ -9,8 +9,11 @@ class MsaConfig(AppConfig):
         from django.conf import settings
 
         from jobs import periodic
+        from jobs.kinds import register
+        from msa.kinds import MsaKind
         from msa.services import cache_cleanup
 
+        register(MsaKind())
         periodic.register(
             "MSA cache clean-up",
             cache_cleanup,

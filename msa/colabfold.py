@@ -13,6 +13,7 @@ began, then the search fails with the last reason.
 import io
 import random
 import tarfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 import requests
 from django.conf import settings
 
-from msa.errors import MsaError
+from msa.errors import MsaError, pause
 
 FIRST_QUERY = 101  # the number the protocol gives the first query
 UNPAIRED_FILES = ("uniref.a3m", "bfd.mgnify30.metaeuk30.smag30.a3m")
@@ -76,12 +77,18 @@ class MsaServer:
         return session
 
     def search(
-        self, sequences: list[str], *, paired: bool, say: Callable[[str], None] = print
+        self,
+        sequences: list[str],
+        *,
+        paired: bool,
+        say: Callable[[str], None] = print,
+        stop: threading.Event | None = None,
     ) -> list[str]:
         """One search of the sequences (distinct, in order): each one's A3M text, starting
-        with the query. Paired: the rows of all chains line up, row by row."""
+        with the query. Paired: the rows of all chains line up, row by row. Setting `stop`
+        ends it (MsaStopped) at its next pause."""
         deadline = time.monotonic() + self.timeout
-        pause = self.poll
+        backoff = self.poll
         query = "".join(f">{FIRST_QUERY + i}\n{s}\n" for i, s in enumerate(sequences))
         endpoint, mode = ("ticket/pair", "pairgreedy-env") if paired else ("ticket/msa", "env")
         session = self._session()
@@ -98,15 +105,15 @@ class MsaServer:
                 wait(problem)
 
         def wait(problem: str) -> None:
-            nonlocal pause
-            if time.monotonic() + pause > deadline:
+            nonlocal backoff
+            if time.monotonic() + backoff > deadline:
                 raise MsaServerError(
                     f"The MSA server at {self.url} gave no MSA within {self.timeout:.0f} s: "
                     f"{problem}."
                 )
-            say(f"MSA server: {problem}; trying again in {pause:.0f} s")
-            time.sleep(pause * (1 + random.random() / 4))  # noqa: S311  (jitter, not a secret)
-            pause = min(pause * 2, 60.0)
+            say(f"MSA server: {problem}; trying again in {backoff:.0f} s")
+            pause(backoff * (1 + random.random() / 4), stop)  # noqa: S311  (jitter, not a secret)
+            backoff = min(backoff * 2, 60.0)
 
         def answer(response: requests.Response) -> dict:
             if response.status_code in (401, 403):
@@ -130,14 +137,14 @@ class MsaServer:
                     f"The MSA server at {self.url} could not search these sequences."
                 )
             break
-        pause = self.poll
+        backoff = self.poll
         while status in WAITING or status in RETRY:
             if time.monotonic() > deadline:
                 raise MsaServerError(
                     f"The MSA server at {self.url} had not finished within {self.timeout:.0f} s "
                     f"(it says {status})."
                 )
-            time.sleep(self.poll)
+            pause(self.poll, stop)
             status = answer(call("GET", f"ticket/{ticket['id']}")).get("status", "UNKNOWN")
         if status != "COMPLETE":
             raise MsaServerError(f"The MSA server at {self.url} ended the search with {status}.")

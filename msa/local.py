@@ -9,13 +9,14 @@ modification time, so an entry of the cache made from an older file is not reuse
 """
 
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 
-from msa.errors import MsaError
+from msa.errors import MsaError, pause
 from nodes.probe import local_database_version
 
 ITERATIONS = 3  # jackhmmer's rounds (its -N), at most
@@ -51,12 +52,22 @@ class LocalDatabase:
             raise MsaError(f"The local MSA database {self.path} cannot be read: {exc}") from None
 
     def search(
-        self, sequences: list[str], *, paired: bool = False, say: Callable[[str], None] = print
+        self,
+        sequences: list[str],
+        *,
+        paired: bool = False,
+        say: Callable[[str], None] = print,
+        stop: threading.Event | None = None,
     ) -> list[str]:
-        """Each sequence's A3M (unpaired: a local database has no pairing by species)."""
+        """Each sequence's A3M (unpaired: a local database has no pairing by species).
+        Setting `stop` ends it (MsaStopped) before the next sequence."""
         if paired:
             raise ValueError("A local search gives unpaired MSAs only.")
-        return [self._search_one(sequence, say) for sequence in sequences]
+        found = []
+        for sequence in sequences:
+            pause(0, stop)
+            found.append(self._search_one(sequence, say))
+        return found
 
     def _search_one(self, sequence: str, say: Callable[[str], None]) -> str:
         from pyhmmer import easel, hmmer, plan7

@@ -25,7 +25,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from msa.colabfold import MsaServer
-from msa.errors import MsaError
+from msa.errors import MsaError, MsaStopped, pause
 from msa.models import CacheCounter, MsaEntry, MsaSearch, Source
 from msa.services import cache_key, cache_lookup, cache_store, normalise
 
@@ -39,17 +39,20 @@ def _key(searcher, group: list[str]) -> str:
     return cache_key(group, searcher.source, database=searcher.database, version=searcher.version)
 
 
-def msas(searcher, sequences: list[str], *, say: Say = print) -> list[MsaEntry]:
-    """Each sequence's unpaired MSA from the searcher (cached), in order."""
+def msas(searcher, sequences: list[str], *, say: Say = print, stop=None) -> list[MsaEntry]:
+    """Each sequence's unpaired MSA from the searcher (cached), in order. Setting `stop` (a
+    threading.Event) ends the wait or the search (MsaStopped) at its next pause."""
     groups = [[normalise(s)] for s in sequences]
-    found = _resolve(searcher, groups, paired=False, say=say)
+    found = _resolve(searcher, groups, paired=False, say=say, stop=stop)
     return [found[_key(searcher, group)] for group in groups]
 
 
-def server_paired_msa(server: MsaServer, sequences: list[str], *, say: Say = print) -> MsaEntry:
+def server_paired_msa(
+    server: MsaServer, sequences: list[str], *, say: Say = print, stop=None
+) -> MsaEntry:
     """The paired MSA of distinct chains, in this order, from the server (cached)."""
     group = [normalise(s) for s in sequences]
-    return _resolve(server, [group], paired=True, say=say)[_key(server, group)]
+    return _resolve(server, [group], paired=True, say=say, stop=stop)[_key(server, group)]
 
 
 def paired_blocks(text: str) -> list[str]:
@@ -61,7 +64,7 @@ def _label(group: list[str]) -> str:
     return " + ".join(f"{s[:10]}… ({len(s)} aa)" if len(s) > 10 else s for s in group)
 
 
-def _resolve(searcher, groups, *, paired: bool, say: Say) -> dict[str, MsaEntry]:
+def _resolve(searcher, groups, *, paired: bool, say: Say, stop) -> dict[str, MsaEntry]:
     wanted = {_key(searcher, group): group for group in groups}
     found = {}
     for key in wanted:
@@ -81,7 +84,7 @@ def _resolve(searcher, groups, *, paired: bool, say: Say) -> dict[str, MsaEntry]
                 else:
                     MsaSearch.objects.filter(key=key).delete()
         if mine:
-            _search(searcher, {key: wanted[key] for key in mine}, paired=paired, say=say)
+            _search(searcher, {key: wanted[key] for key in mine}, paired=paired, say=say, stop=stop)
         for key in wanted:
             entry = found.get(key) or MsaEntry.objects.filter(key=key).first()
             if entry is not None:
@@ -96,7 +99,7 @@ def _resolve(searcher, groups, *, paired: bool, say: Say) -> dict[str, MsaEntry]
             if time.monotonic() - waited_since > searcher.timeout + STALE:
                 raise MsaError("Another job's search of this MSA did not end in time.")
             say(f"MSA: waiting for another job's search of {len(wanted) - len(found)} chain(s)")
-            time.sleep(searcher.poll)
+            pause(searcher.poll, stop)
 
 
 def _claim(key: str) -> bool:
@@ -111,7 +114,7 @@ def _claim(key: str) -> bool:
     return True
 
 
-def _search(searcher, groups: dict[str, list[str]], *, paired: bool, say: Say) -> None:
+def _search(searcher, groups: dict[str, list[str]], *, paired: bool, say: Say, stop) -> None:
     """One search of the claimed keys; store what it gives, or leave its reason."""
     search = uuid.uuid4().hex
     keys = list(groups)
@@ -119,18 +122,22 @@ def _search(searcher, groups: dict[str, list[str]], *, paired: bool, say: Say) -
     try:
         with _alive(keys):
             if searcher.source == Source.SERVER:
-                _take_a_place(keys, searcher.timeout, say)
+                _take_a_place(keys, searcher.timeout, say, stop)
             if paired:
                 (group,) = groups.values()
                 say(f"MSA of {_label(group)}: paired search at {searcher.where}")
-                blocks = searcher.search(group, paired=True, say=say)
+                blocks = searcher.search(group, paired=True, say=say, stop=stop)
                 results = {keys[0]: PAIRED_SEPARATOR.join(blocks)}
             else:
                 sequences = [group[0] for group in groups.values()]
                 for sequence in sequences:
                     say(f"MSA of {_label([sequence])}: search at {searcher.where}")
                 results = dict(
-                    zip(keys, searcher.search(sequences, paired=False, say=say), strict=True)
+                    zip(
+                        keys,
+                        searcher.search(sequences, paired=False, say=say, stop=stop),
+                        strict=True,
+                    )
                 )
         for key, text in results.items():
             cache_store(
@@ -142,6 +149,9 @@ def _search(searcher, groups: dict[str, list[str]], *, paired: bool, say: Say) -
                 version=searcher.version,
             )
         MsaSearch.objects.filter(key__in=keys).delete()
+    except MsaStopped:
+        MsaSearch.objects.filter(key__in=keys).delete()  # another job may take it over
+        raise
     except MsaError as exc:
         MsaSearch.objects.filter(key__in=keys).update(error=str(exc), submitted=False)
         raise
@@ -150,7 +160,7 @@ def _search(searcher, groups: dict[str, list[str]], *, paired: bool, say: Say) -
         raise
 
 
-def _take_a_place(keys: list[str], timeout: float, say: Say) -> None:
+def _take_a_place(keys: list[str], timeout: float, say: Say, stop) -> None:
     """Wait for one of the server's places (PORTAL_MSA_SERVER_AT_ONCE across the pool), at
     most `timeout` seconds."""
     CacheCounter.objects.get_or_create(pk=1)
@@ -177,7 +187,7 @@ def _take_a_place(keys: list[str], timeout: float, say: Say) -> None:
         if not told:
             say(f"MSA: waiting for a place at the server ({busy} searches under way)")
             told = True
-        time.sleep(settings.PORTAL_MSA_SERVER_POLL)
+        pause(settings.PORTAL_MSA_SERVER_POLL, stop)
 
 
 @contextlib.contextmanager

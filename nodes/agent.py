@@ -41,6 +41,7 @@ class Agent:
                 "torch": self._torch,
                 "boltz": probe.boltz_info(),
                 "msa_local": probe.msa_local_info(),
+                "msa_server": probe.msa_server_info(),
             },
             "warm_engines": [
                 {k: e.get(k) for k in ("engine", "kind", "slot", "gpu", "state", "memory")}

@@ -199,5 +199,16 @@ def msa_local_info() -> dict:
     return info
 
 
+def msa_server_info() -> dict:
+    """The MSA server this node sends sequences to (PORTAL_MSA_SERVER_URL), if any."""
+    url = os.environ.get("PORTAL_MSA_SERVER_URL", "")
+    return {"ready": bool(url), "url": url or None}
+
+
 def engines(check_cuda: bool = True) -> dict:
-    return {"torch": torch_info(check_cuda), "boltz": boltz_info(), "msa_local": msa_local_info()}
+    return {
+        "torch": torch_info(check_cuda),
+        "boltz": boltz_info(),
+        "msa_local": msa_local_info(),
+        "msa_server": msa_server_info(),
+    }

@@ -11,13 +11,22 @@ A kind is a plug-in in a module of its own (`jobs/kinds/check.py`, …) register
   submits to which project), raising `PortalError` with a message for a scientist, and
   returns the cleaned parameters that are stored with the job;
 - may estimate the GPU memory a job needs (`gpu_memory`), once, at submission;
+- may say what a job `needs` of its node beyond the kind's `requires` (a local MSA search
+  needs a node with the database), decided at submission and stored with the job;
+- may give a job `first_children`: jobs that must end before it can run (a prediction's MSA
+  search, on a CPU slot). They are submitted with it, it waits for them in `pending`, and
+  `children_ended` decides what follows once the last has ended (by default: queued if all
+  succeeded, else failed, naming the child and its reason);
 - names any `extra_inputs` the node must fetch besides the uploads (another job's artifact, such
-  as a trained model), and any `named_uploads`: uploads its parameters name by id (a
-  prediction's MSA or template), which join the job's inputs after those given;
+  as a trained model or the MSAs its search found), and any `named_uploads`: uploads its
+  parameters name by id (a prediction's MSA or template), which join the job's inputs after
+  those given;
 - `build`s what runs on the node: a `Command` (a fresh subprocess per job) or, for a kind
   with `engine` set, a request for a resident engine process that keeps its model loaded
   between jobs on the same slot (jobs/engine_server.py), started with the kind's
-  `engine_environment` and the node's `engine_options`;
+  `engine_environment` and the node's `engine_options`; or, for a kind with `in_runner` set,
+  `run`s in a thread of the node's runner itself: for work that needs the portal's database
+  and storage (an MSA search and its cache), which a job's own process is never given;
 - `collect`s outputs: by default every file the job wrote into its `out/` directory becomes an
   artifact.
 
@@ -25,6 +34,7 @@ Whichever way it runs, the job's output reaches the portal as lines on stdout; a
 with the marker of jobs/report.py carries a metric point or a progress change.
 """
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +66,33 @@ class RunContext:
     extras: dict[str, Path] = field(default_factory=dict)  # extra inputs, by name
 
 
+@dataclass
+class Child:
+    """A job another job submits for itself (see `JobKind.first_children`)."""
+
+    kind: str
+    name: str
+    params: dict
+
+
+class Output:
+    """What an `in_runner` kind's `run` says and hears: its lines and progress go to the job's
+    log as a subprocess's output would, and `stopping` is set when the run must stop (cancel,
+    time limit): the run checks it between its steps."""
+
+    def __init__(self, put):
+        self._put = put
+        self.stopping = threading.Event()
+
+    def line(self, text: str) -> None:
+        self._put(text)
+
+    def progress(self, percent: float, message: str = "") -> None:
+        from jobs import report
+
+        self._put(report.marked({"type": "progress", "percent": percent, "message": message}))
+
+
 class NoParams(serializers.Serializer):
     """A kind that takes no parameters."""
 
@@ -75,6 +112,8 @@ class JobKind:
     input_kinds: tuple[str, ...] = ()
     # Set to an engine name to run in a resident engine process instead of a subprocess.
     engine: str | None = None
+    # Set to run in a thread of the node's runner (`run`) instead of a subprocess.
+    in_runner: bool = False
 
     def clean_params(self, params: dict) -> dict:
         """The parameters as `Params` declares them, defaults filled in; unknown or bad ones
@@ -101,9 +140,33 @@ class JobKind:
         kept while the job is."""
         return []
 
-    def extra_inputs(self, params: dict) -> list[dict]:
-        """Files besides the uploads the node fetches into `in/`: dicts of `name`,
-        `storage_key` and `sha256` (checked on arrival)."""
+    def needs(self, params: dict) -> list[str]:
+        """Engines a node must have ready for this job, beyond the kind's `requires`."""
+        return []
+
+    def first_children(self, params: dict) -> list[Child]:
+        """Jobs to submit with this one (same project, owner and priority) that must end
+        before it runs; it waits for them in `pending`."""
+        return []
+
+    def children_ended(self, job, children: list) -> tuple[str, str, str]:
+        """What follows for a pending job once the last of its children has ended: (state,
+        reason, error). Queued when all succeeded; else failed, naming the first that did
+        not and why."""
+        from jobs.models import State
+
+        for child in children:
+            if child.state != State.SUCCEEDED:
+                why = child.error.strip().splitlines()[-1] if child.error.strip() else ""
+                reason = f"{child.name} (job {child.pk}) {child.state}"
+                last = child.transitions.order_by("-at", "-id").first()
+                detail = why or (last.reason if last else "")
+                return State.FAILED, f"{reason}: {detail}" if detail else reason, why
+        return State.QUEUED, f"{', '.join(c.name for c in children)}: ready", ""
+
+    def extra_inputs(self, job) -> list[dict]:
+        """Files besides the uploads the node fetches into `in/` for this job: dicts of
+        `name`, `storage_key` and `sha256` (checked on arrival)."""
         return []
 
     def gpu_memory(self, params: dict, inputs: list) -> int | None:
@@ -112,6 +175,11 @@ class JobKind:
 
     def build(self, context: RunContext) -> Command:
         """The command that runs the job (subprocess kinds)."""
+        raise NotImplementedError
+
+    def run(self, context: RunContext, output: Output) -> None:
+        """The work itself (`in_runner` kinds), in a thread of the runner; an exception's
+        message is the job's reason for failing."""
         raise NotImplementedError
 
     def engine_request(self, context: RunContext) -> dict:

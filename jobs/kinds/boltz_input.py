@@ -3,9 +3,10 @@ or FASTA upload, or the same document as JSON; checked entity by entity before b
 parser sees it, so a mistake is named (which entity, which constraint, what is wrong) rather
 than surfacing as a bare KeyError from deep inside boltz.
 
-The document a job runs is the normalised one: every protein chain says where its MSA comes
-from (`empty`, single sequence, or an upload's id), so it is stored with the job and is the YAML
-the engine writes for boltz. Files are never named by path: where boltz takes a path (a
+The document a job runs is the normalised one, stored with the job: a protein chain's MSA is
+`empty` (single sequence), an upload's id, or absent; an absent one comes from where the job's
+`msa` parameter says (a search, or single sequence), filled in when the engine writes the YAML
+for boltz. Files are never named by path: where boltz takes a path (a
 protein's `msa`, a template's `cif` or `pdb`) the portal takes the id of an upload of the job's
 project (an A3M or boltz CSV; an mmCIF or PDB); the node fetches it and boltz reads it from
 there (jobs/kinds/predict.py).
@@ -145,8 +146,11 @@ def _entity(number: int, item, chains: dict) -> dict:
         if "cyclic" in body and not isinstance(body["cyclic"], bool):
             raise invalid(f"{name}: `cyclic` is true or false.")
         if kind == "protein":
-            msa = body.get("msa", "empty")
-            if msa in ("empty", None, ""):
+            # Absent: the job's `msa` parameter says where its MSA comes from.
+            msa = body.get("msa")
+            if msa in (None, ""):
+                pass
+            elif msa == "empty":
                 entity["msa"] = "empty"
             else:
                 entity["msa"] = upload_id(
@@ -267,6 +271,31 @@ def references(document: dict) -> list[Reference]:
         what = "cif" if "cif" in template else "pdb"
         found.append(Reference(what, template[what], f"Template {number}"))
     return found
+
+
+def without_msa(document: dict) -> list[tuple[str, str]]:
+    """(first chain id, sequence) of each protein entity that names no MSA of its own (not
+    even `empty`): those whose MSA the job's `msa` parameter decides."""
+    found = []
+    for item in document["sequences"]:
+        kind, body = next(iter(item.items()))
+        if kind == "protein" and "msa" not in body:
+            ids = body["id"] if isinstance(body["id"], list) else [body["id"]]
+            found.append((ids[0], body["sequence"]))
+    return found
+
+
+def with_msas(document: dict, msas: dict[str, str]) -> dict:
+    """The document with each protein entity that names no MSA given the one in `msas` for
+    its first chain, or `empty` (single sequence)."""
+    result = dict(document, sequences=[])
+    for item in document["sequences"]:
+        kind, body = next(iter(item.items()))
+        if kind == "protein" and "msa" not in body:
+            ids = body["id"] if isinstance(body["id"], list) else [body["id"]]
+            body = {**body, "msa": msas.get(ids[0], "empty")}
+        result["sequences"].append({kind: body})
+    return result
 
 
 def with_files(document: dict, files: dict) -> dict:

@@ -7,9 +7,13 @@ SMILES with RDKit, constraints and affinity naming chains that exist) and then b
 parser (its molecules for residues and CCD codes; the templates parsed as the node will), so a
 bad one gets a 400 naming the problem instead of failing on a node. MSAs and templates are
 uploads of the project named by id in the document (a protein's `msa`, a template's `cif` or
-`pdb`): an MSA is read with boltz's own parser at submission (its first row must be its chain's
-sequence, every row as long), and both join the job's inputs, so the node fetches them beside
-the input and they cannot be deleted while the job exists. The normalised document is stored
+`pdb`), or, for a protein that names none, found by an `msa` job on a CPU slot before the
+prediction may take a GPU (the job's `msa` parameter: the configured server, a node's local
+database, or single sequence; msa/kinds.py): the prediction waits for it in `pending`, and its
+files join the prediction's inputs. An uploaded MSA is read with boltz's own parser at
+submission (its first row must be its chain's sequence, every row as long); uploaded MSAs and
+templates join the job's inputs, so the node fetches them beside the input and they cannot be
+deleted while the job exists. The normalised document is stored
 with the job as the input it runs. The engine options are boltz's, with its defaults; a job
 without a seed gets one chosen now and stored, so any result can be predicted again.
 """
@@ -27,13 +31,15 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from rest_framework import serializers
 
-from jobs.kinds.base import JobKind, RunContext
+from jobs.kinds.base import Child, JobKind, RunContext
 from jobs.kinds.boltz_input import (
     check_document,
     document_from_fasta,
     invalid,
     references,
     with_files,
+    with_msas,
+    without_msa,
 )
 from nodes.models import Node
 from portal.errors import PortalError
@@ -72,6 +78,15 @@ class PredictParams(serializers.Serializer):
         help_text=(
             "The input as a Boltz YAML document in JSON (sequences, constraints, properties), "
             "instead of an uploaded YAML or FASTA."
+        ),
+    )
+    msa = serializers.ChoiceField(
+        choices=["server", "local", "single"],
+        required=False,
+        help_text=(
+            "Where the MSA of a protein that names none comes from: the configured MSA server, "
+            "a node's local database, or none (single sequence). Default: the server where "
+            "one is configured, else single sequence."
         ),
     )
     sampling_steps_affinity = serializers.IntegerField(min_value=1, max_value=1000, default=200)
@@ -289,14 +304,40 @@ class PredictKind(JobKind):
             )
         if "seed" not in cleaned:
             cleaned["seed"] = secrets.randbelow(2**32)
+        if "msa" not in cleaned:
+            cleaned["msa"] = "server" if settings.PORTAL_MSA_SERVER_URL else "single"
         return cleaned
+
+    def first_children(self, params: dict) -> list[Child]:
+        """The search of the MSAs of the proteins that name none (unless single sequence)."""
+        missing = without_msa(params["input"])
+        if params["msa"] == "single" or not missing:
+            return []
+        chains = [{"id": chain, "sequence": sequence} for chain, sequence in missing]
+        return [
+            Child(
+                kind="msa",
+                name=f"MSAs of chain {', '.join(chain for chain, _ in missing)}",
+                params={"source": params["msa"], "chains": chains},
+            )
+        ]
+
+    def extra_inputs(self, job) -> list[dict]:
+        """The MSAs its search found (`msa-<chain>.a3m` or `.csv`)."""
+        from jobs.models import Artifact, State
+
+        found = Artifact.objects.filter(
+            job__parent=job, job__kind="msa", job__state=State.SUCCEEDED, name__startswith="msa-"
+        )
+        return [{"name": a.name, "storage_key": a.storage_key, "sha256": a.sha256} for a in found]
 
     def named_uploads(self, params: dict) -> list[int]:
         return [ref.upload for ref in references(params["input"])]
 
     def gpu_memory(self, params: dict, inputs: list) -> int:
         """GPU memory a prediction needs, from its tokens (a residue, or a ligand's atom, each)
-        and the depth of its deepest uploaded MSA (the rows boltz reads, at most 8,192):
+        and the depth of its deepest uploaded MSA (the rows boltz reads, at most 8,192; a
+        protein whose MSA is still to be searched counts as that most):
 
             4 GiB + tokens² × 9 KiB + tokens × rows × (160 B + 1 KiB)
 
@@ -311,6 +352,8 @@ class PredictKind(JobKind):
         reports more than 5 GB from MSA depth alone): 8,192 rows on 1,000 tokens add 9.7 GB."""
         msas = {ref.upload for ref in references(params["input"]) if ref.what == "msa"}
         depth = max((len(msa_rows(u)[1]) for u in inputs if u.pk in msas), default=0)
+        if params.get("msa", "single") != "single" and without_msa(params["input"]):
+            depth = MAX_MSA_SEQS  # a search's depth is known only once it ran: the most read
         size = tokens(params["input"])
         msa = size * depth * (160 + 2**10)
         return 4 * 2**30 + size**2 * 9 * 2**10 + msa
@@ -334,11 +377,20 @@ class PredictKind(JobKind):
             files[pk] = str(path)
         document = context.params["input"]
         named = dict.fromkeys(files[ref.upload] for ref in references(document))
+        # The MSAs its search found, by chain (`msa-<chain>.a3m` or `.csv`).
+        searched = {
+            name[len("msa-") :].rsplit(".", 1)[0]: str(path)
+            for name, path in context.extras.items()
+            if name.startswith("msa-")
+        }
         return {
-            "document": with_files(document, files),
+            "document": with_msas(with_files(document, files), searched),
             # The archive's copy names each file beside it.
-            "archived": with_files(document, {pk: Path(path).name for pk, path in files.items()}),
-            "attached": list(named),
+            "archived": with_msas(
+                with_files(document, {pk: Path(path).name for pk, path in files.items()}),
+                {chain: Path(path).name for chain, path in searched.items()},
+            ),
+            "attached": [*named, *searched.values()],
             "record": f"job-{context.job_id}",
             "work": str(context.scratch / "boltz"),
             "out": str(context.out),

@@ -141,10 +141,10 @@ class ScoreKind(JobKind):
             raise PortalError(f"{upload.name} holds no sequences to score.", code="dataset_invalid")
         return cleaned
 
-    def extra_inputs(self, params: dict) -> list[dict]:
+    def extra_inputs(self, job) -> list[dict]:
         from jobs.models import Artifact
 
-        model = Artifact.objects.get(job_id=params["model_job"], name="model.pth")
+        model = Artifact.objects.get(job_id=job.params["model_job"], name="model.pth")
         return [{"name": "model.pth", "storage_key": model.storage_key, "sha256": model.sha256}]
 
     def build(self, context: RunContext) -> Command:

@@ -74,6 +74,8 @@ def main() -> None:
         + (f" (version {local['version']})" if local.get("version") else ""),
         flush=True,
     )
+    result["msa_server"] = probe.msa_server_info()
+    print(f"MSA server: {result['msa_server']['url'] or 'none configured'}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "check.json").write_text(json.dumps(result, indent=2))
     report.progress(100, "done")

@@ -34,8 +34,10 @@ def test_jobs_waiting_gives_each_users_first_jobs_per_priority_by_column(
         "placement",
         "time_limit",
         "gpu_memory",
+        "needs",
     }
     assert (row["kind"], row["owner_id"], row["priority"]) == ("sleep", alice.pk, 2)
+    assert row["needs"] == []  # decoded as the ORM would
     assert isinstance(row["queued_at"], datetime) and row["queued_at"].tzinfo is not None
     assert row["queued_at"] == Job.objects.get(pk=urgent.pk).queued_at
 

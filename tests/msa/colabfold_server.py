@@ -4,7 +4,8 @@
 Each query gets `depth` made-up homologues (the query with a few residues changed, one with
 an insertion); a paired search gives every chain the same number of rows, row i of each chain
 from the same made-up species. The first `ratelimit` submissions are answered RATELIMIT; a
-ticket reads PENDING, then RUNNING, then COMPLETE. It counts the searches it accepted, and the
+ticket reads PENDING, then RUNNING (for as long as `hold`, an Event, is not set, if given), then
+COMPLETE. It counts the searches it accepted, and the
 most it had under way at once (from a ticket's submission to its download)."""
 
 import io
@@ -41,6 +42,7 @@ class ColabFoldServer:
         self.tickets: dict[str, dict] = {}
         self.searches: list[dict] = []  # accepted submissions: {mode, sequences}
         self.refused = 0
+        self.hold: threading.Event | None = None
         self.under_way = 0
         self.most_at_once = 0
         self.port = free_port()
@@ -139,6 +141,8 @@ class ColabFoldServer:
                         if ticket["polls"] < 3
                         else "COMPLETE"
                     )
+                    if server.hold is not None and not server.hold.is_set():
+                        status = "RUNNING"
                     return self._json({"id": parts[1], "status": status})
                 if parts[:2] == ["result", "download"] and parts[2] in server.tickets:
                     ticket = server.tickets[parts[2]]
