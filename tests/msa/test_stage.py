@@ -134,9 +134,7 @@ def test_two_predictions_of_a_chain_cause_one_search_and_one_a_day_later_none(
 def test_a_complex_of_two_proteins_gets_paired_rows_boltz_predicts_with(
     node, colabfold, api, alice, project, enqueued
 ):
-    prediction, search = submitted(
-        predict(api, alice, project, ("A", CHAIN_A), ("B", CHAIN_B))
-    )
+    prediction, search = submitted(predict(api, alice, project, ("A", CHAIN_A), ("B", CHAIN_B)))
     run_stage(search, prediction, enqueued)
     assert search.state == State.SUCCEEDED, search.error
     assert [s["mode"] for s in colabfold.searches] == ["env", "pairgreedy-env"]
