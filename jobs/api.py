@@ -49,6 +49,7 @@ class JobSerializer(serializers.ModelSerializer):
             "owner",
             "params",
             "inputs",
+            "parent",
             "priority",
             "state",
             "node",

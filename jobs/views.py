@@ -1,5 +1,6 @@
 import json
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
@@ -13,6 +14,7 @@ from jobs.kinds import get_kind, registry
 from jobs.models import ACTIVE, State
 from jobs.selectors import jobs_visible_to
 from jobs.services import job_submit
+from nodes.models import Node
 from nodes.selectors import nodes_online
 from portal.errors import PortalError
 from portal.projects.models import Role
@@ -79,6 +81,7 @@ def job_detail(request, pk):
             "inputs": [i.upload for i in job.job_inputs.select_related("upload")],
             "transitions": job.transitions.select_related("by"),
             "artifacts": job.artifacts.all(),
+            "children": job.children.order_by("id"),
             "can_cancel": membership.allows(Role.EDITOR) and not job.is_finished,
             "can_submit": membership.allows(Role.EDITOR),
         },
@@ -132,5 +135,8 @@ def job_new_kind(request, pk, kind):
         "form": form,
         # For the page's script (a prediction's MSA and template choices).
         "uploads": [{"id": u.pk, "name": u.name, "kind": u.kind} for u in uploads],
+        # Where a prediction's MSAs can come from.
+        "msa_server": bool(settings.PORTAL_MSA_SERVER_URL),
+        "msa_local": any(n.can_run("msa_local") for n in Node.objects.filter(enabled=True)),
     }
     return render(request, templates, context)

@@ -64,7 +64,10 @@
       cyclic.checked = Boolean(values.cyclic);
       row.appendChild(field("cyclic", cyclic));
       if (kind === "protein") {
-        const msa = node("select", { "data-field": "msa" }, [node("option", { value: "empty", text: "single sequence" })]);
+        const msa = node("select", { "data-field": "msa" }, [
+          node("option", { value: "", text: "from the job's MSA source" }),
+          node("option", { value: "empty", text: "single sequence" }),
+        ]);
         for (const u of msaUploads) msa.appendChild(node("option", { value: String(u.id), text: u.name }));
         if (values.msa != null && msa.querySelector("option[value='" + String(values.msa) + "']")) msa.value = String(values.msa);
         row.appendChild(field("MSA", msa));
@@ -163,7 +166,8 @@
         }
         if (row.querySelector("[data-field=cyclic]").checked) body.cyclic = true;
         const msa = row.querySelector("[data-field=msa]");
-        if (msa && msa.value !== "empty") body.msa = Number(msa.value);
+        if (msa && msa.value === "empty") body.msa = "empty";
+        else if (msa && msa.value !== "") body.msa = Number(msa.value);
       }
       sequences.push({ [kind]: body });
     }

@@ -57,10 +57,13 @@ def test_a_scientist_describes_a_complex_and_submits_it(server, project, alice, 
 
     job = Job.objects.get()
     assert job.params["seed"] == 7 and job.params["sampling_steps"] == 10
+    # No MSA server is configured: a protein without an MSA of its own is predicted from its
+    # single sequence, as the page said.
+    assert job.params["msa"] == "single"
     assert job.params["input"] == {
         "version": 1,
         "sequences": [
-            {"protein": {"id": "A", "sequence": "MKTAYIAKQRQISFVKSHFS", "msa": "empty"}},
+            {"protein": {"id": "A", "sequence": "MKTAYIAKQRQISFVKSHFS"}},
             {"ligand": {"id": "B", "smiles": "CCO"}},
         ],
         "constraints": [
@@ -122,7 +125,8 @@ def test_a_protein_takes_an_uploaded_msa_and_a_template_row_survives_a_mistake(
     sign_in(page, server.url, "alice", "alice-password")
     page.goto(f"{server.url}/projects/{project.pk}/jobs/new/predict/")
     choices = page.locator("#entities [data-field=msa] option").all_inner_texts()
-    assert choices == ["single sequence", "homologues.a3m"]
+    assert choices == ["from the job's MSA source", "single sequence", "homologues.a3m"]
+    assert "No MSA server is configured" in page.inner_text("#msa-sources")
     page.fill("#entities [data-field=sequence]", SEQUENCE)
     page.select_option("#entities [data-field=msa]", label="homologues.a3m")
     page.click("#add-template")

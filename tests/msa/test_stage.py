@@ -294,3 +294,21 @@ def test_no_gpu_is_held_while_a_prediction_waits_for_its_msa_on_real_processes(
     finally:
         pool.stop()
         server.stop()
+
+
+def test_the_pages_say_where_msas_come_from_and_link_a_prediction_to_its_search(
+    node, colabfold, client, alice, api, project, settings
+):
+    client.force_login(alice)
+    page = client.get(f"/projects/{project.pk}/jobs/new/predict/").content.decode()
+    assert "This portal's MSA server is configured" in page
+    prediction, search = submitted(predict(api, alice, project, ("A", CHAIN_A)))
+    page = client.get(f"/jobs/{prediction.pk}/").content.decode()
+    assert f'href="/jobs/{search.pk}/">#{search.pk} MSAs of chain A</a>' in page
+    page = client.get(f"/jobs/{search.pk}/").content.decode()
+    assert f'For <a href="/jobs/{prediction.pk}/">job #{prediction.pk}</a>' in page
+    assert api(alice).get(f"/api/v1/jobs/{search.pk}/").json()["parent"] == prediction.pk
+
+    settings.PORTAL_MSA_SERVER_URL = ""
+    page = client.get(f"/projects/{project.pk}/jobs/new/predict/").content.decode()
+    assert "No MSA server is configured" in page
