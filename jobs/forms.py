@@ -26,7 +26,10 @@ def form_field(field: drf.Field) -> forms.Field:
     if isinstance(field, drf.JSONField):
         return forms.JSONField(widget=forms.Textarea(attrs={"rows": 4}), **common)
     if isinstance(field, drf.ChoiceField):
-        return forms.ChoiceField(choices=list(field.choices.items()), **common)
+        choices = list(field.choices.items())
+        if not field.required and field.default is empty:
+            choices = [("", "(default)"), *choices]  # left out: the kind decides
+        return forms.ChoiceField(choices=choices, **common)
     if isinstance(field, drf.IntegerField):
         return forms.IntegerField(min_value=field.min_value, max_value=field.max_value, **common)
     if isinstance(field, drf.FloatField):
