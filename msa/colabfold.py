@@ -138,7 +138,13 @@ class MsaServer:
                 )
             break
         backoff = self.poll
+        began, said = time.monotonic(), (None, 0.0)
         while status in WAITING or status in RETRY:
+            # Said when it changes and every minute: a search's job is never silent for long.
+            now = time.monotonic()
+            if status != said[0] or now - said[1] >= 60:
+                say(f"MSA server: {status} ({now - began:.0f} s)")
+                said = (status, now)
             if time.monotonic() > deadline:
                 raise MsaServerError(
                     f"The MSA server at {self.url} had not finished within {self.timeout:.0f} s "

@@ -280,7 +280,9 @@ def test_no_gpu_is_held_while_a_prediction_waits_for_its_msa_on_real_processes(
         assert (search.state, search.gpu) == (State.RUNNING, None)
         prediction.refresh_from_db()
         assert prediction.state == State.PENDING and prediction.node_id is None
-        assert prediction.progress_message.startswith("MSA of MKTAYIAKQR")
+        # Its log and progress follow the search: which chain, from where, how it stands.
+        assert prediction.progress_message.startswith("MSA server: RUNNING (")
+        assert f"MSA of MKTAYIAKQR… (22 aa): search at {server.url}" in lines(prediction)
 
         server.hold.set()
         wait_until(
