@@ -70,12 +70,12 @@ def transition(
     return current
 
 
-def record_queued(job_id: int, reason: str, by, at) -> None:
-    """The first record of a job born queued (in the transaction that creates it): its
-    pending → queued transition and its first event."""
-    _record_transition(job_id, State.PENDING, State.QUEUED, reason, by, 0, "", at)
-    state = {"type": EventType.STATE, "state": State.QUEUED, "reason": reason}
-    _insert_events(job_id, 0, 1, [state], at)
+def record_born(job_id: int, state: str, reason: str, by, at) -> None:
+    """The first record of a job born queued (or running, for a job that holds no slot), in
+    the transaction that creates it: its transition from pending and its first event."""
+    _record_transition(job_id, State.PENDING, state, reason, by, 0, "", at)
+    event = {"type": EventType.STATE, "state": state, "reason": reason}
+    _insert_events(job_id, 0, 1, [event], at)
 
 
 def record_pending(job_id: int, reason: str, waiting: str, by, at) -> None:

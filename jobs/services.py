@@ -16,7 +16,7 @@ from django.utils import timezone
 from jobs import sql
 from jobs.kinds import get_kind, registry
 from jobs.kinds.base import JobKind
-from jobs.lifecycle import note, record_pending, record_queued, transition
+from jobs.lifecycle import events_append, note, record_born, record_pending, transition
 from jobs.models import ACTIVE, Artifact, Job, JobInput, Priority, State
 from jobs.placement import place_soon
 from nodes.models import Node
@@ -123,6 +123,7 @@ def _checked(project: Project, by, kind: str, params: dict, inputs: list[int]) -
 def _create(work: _Work, *, project, by, name, priority, limit, now, parent=None) -> Job:
     """Store a checked submission: queued, or pending while the jobs it needs run first."""
     pending = bool(work.children)
+    state = State.PENDING if pending else State.QUEUED if work.kind.holds_slot else State.RUNNING
     job = Job.objects.create(
         project=project,
         owner=by,
@@ -136,9 +137,10 @@ def _create(work: _Work, *, project, by, name, priority, limit, now, parent=None
         silence_limit=settings.PORTAL_JOB_SILENCE_LIMIT,
         gpu_memory=work.gpu_memory,
         needs=work.needs,
-        state=State.PENDING if pending else State.QUEUED,
+        state=state,
         created_at=now,
         queued_at=None if pending else now,
+        started_at=now if state == State.RUNNING else None,
         event_seq=0 if pending else 1,
     )
     JobInput.objects.bulk_create(
@@ -201,12 +203,12 @@ def job_submit(
         made = []
         for child, child_work in work.children:
             made.append(_create(child_work, name=child.name, parent=job, **stored))
-            record_queued(made[-1].pk, f"{reason} for job {job.pk}", by, now)
+            record_born(made[-1].pk, State.QUEUED, f"{reason} for job {job.pk}", by, now)
         if made:
             waiting = ", ".join(f"{child.name} (job {child.pk})" for child in made)
             record_pending(job.pk, reason, f"waiting for {waiting}", by, now)
         else:
-            record_queued(job.pk, reason, by, now)
+            record_born(job.pk, job.state, reason, by, now)
     transaction.on_commit(place_soon)
     job.input_ids = [u.pk for u in work.inputs]
     return job, True
@@ -228,6 +230,54 @@ def job_children_ended(job_id: int) -> Job | None:
     if done is not None and state == State.QUEUED:
         transaction.on_commit(place_soon)
     return done
+
+
+def job_add_children(*, parent: Job, children: list) -> list[Job]:
+    """Submit jobs (`Child` specs) for a running job that holds no slot (a campaign's
+    candidates): checked as any submission, queued, with the parent's owner, project,
+    priority and time limit. Part of the caller's transaction."""
+    works = [
+        (child, _checked(parent.project, parent.owner, child.kind, child.params, []))
+        for child in children
+    ]
+    now = timezone.now()
+    made = []
+    with transaction.atomic(savepoint=False):
+        for child, work in works:
+            job = _create(
+                work,
+                project=parent.project,
+                by=parent.owner,
+                name=child.name,
+                priority=parent.priority,
+                limit=parent.time_limit,
+                now=now,
+                parent=parent,
+            )
+            record_born(job.pk, State.QUEUED, f"submitted for job {parent.pk}", None, now)
+            made.append(job)
+    transaction.on_commit(place_soon)
+    return made
+
+
+def job_report(*, job_id: int, events: list[dict]) -> bool:
+    """Log lines, metric points and progress of a running job that holds no slot (its app
+    reports for it: a campaign's generations). False if it is no longer running."""
+    return events_append(job_id=job_id, placement=0, events=events)
+
+
+def job_conclude(
+    *, job_id: int, state: str, reason: str, error: str = "", artifacts: Iterable[dict] = ()
+) -> bool:
+    """End a running job that holds no slot, with the artifacts its app made for it."""
+    return job_finish(
+        job_id=job_id,
+        placement=0,
+        state=state,
+        reason=reason,
+        error=error,
+        artifacts=artifacts,
+    )
 
 
 def _after_end(job: Job | None) -> None:
@@ -303,7 +353,9 @@ def job_cancel(*, job: Job, by) -> Job:
     (the whole process group, within seconds). The jobs it is waiting for go with it."""
     with transaction.atomic():
         current = Job.objects.select_for_update().get(pk=job.pk)
-        if current.state in (State.PENDING, State.QUEUED):
+        if current.state in (State.PENDING, State.QUEUED) or (
+            current.state == State.RUNNING and not get_kind(current.kind).holds_slot
+        ):
             transition(current, State.CANCELLED, reason=f"cancelled by {by.username}", by=by)
             _after_end(current)
         elif current.state == State.RUNNING:
@@ -369,6 +421,8 @@ def job_requeue(*, job: Job, reason: str, by=None, counts_as_attempt: bool = Fal
             Job.objects.filter(pk=job.pk).update(**unplace)
             note(current, f"placed again: {reason}")
             done = True
+        elif current.state == State.RUNNING and current.node_id is None:
+            return False  # a job that holds no slot has no run to lose
         elif current.state == State.RUNNING:
             if current.cancel_requested:
                 done = transition(

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "nodes",
     "msa",
     "jobs",
+    "designs",
 ]
 
 MIDDLEWARE = [

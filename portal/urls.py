@@ -30,6 +30,7 @@ urlpatterns = [
     path("api/v1/", include("jobs.api_urls")),
     path("api/v1/", include("nodes.api_urls")),
     path("api/v1/", include("msa.api_urls")),
+    path("api/v1/", include("designs.api_urls")),
 ]
 
 handler400 = errorpages.bad_request

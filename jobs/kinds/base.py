@@ -114,6 +114,10 @@ class JobKind:
     engine: str | None = None
     # Set to run in a thread of the node's runner (`run`) instead of a subprocess.
     in_runner: bool = False
+    # False for a job that runs as its children do and holds no slot itself (a design
+    # campaign): it is born running, on no node, and its own app moves it on and ends it
+    # (jobs/services.py: `job_add_children`, `job_conclude`).
+    holds_slot: bool = True
 
     def clean_params(self, params: dict) -> dict:
         """The parameters as `Params` declares them, defaults filled in; unknown or bad ones
