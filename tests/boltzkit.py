@@ -9,7 +9,8 @@ The real weights (~4.4 GB) and the `mols` archive (~1.9 GB) cannot be downloaded
 - an affinity checkpoint: the same trunk plus the two-model affinity ensemble, for the CLI's
   second pass (`--affinity_checkpoint`);
 - `mols/<CODE>.pkl` for the canonical protein residues (and DNA/RNA nucleotides), made with
-  RDKit in the format `boltz.data.mol.load_molecules` reads;
+  RDKit in the format `boltz.data.mol.load_molecules` reads, and for what the peptide designs'
+  binder types name: the linker `SEZ` and the glycosylated residue `GLYCO_RESIDUE`;
 - zero-byte `mols.tar`, `boltz2_conf.ckpt` and `boltz2_aff.ckpt`, whose existence is all that
   `boltz.main.download_boltz2` checks before it would download.
 
@@ -66,6 +67,34 @@ LEAVING_ATOMS = {"OXT", "OP3"}
 # Conformers are part of the shared `mols/` folder, so they use their own fixed seed rather
 # than the model's: every seed's checkpoint reads the same reference geometry.
 CONFORMER_SEED = 42
+
+# The code of a glycopeptide's sugar-bearing residue in these `mols/` (designs' `glycan`):
+# N4-(beta-D-glucopyranosyl)-L-asparagine. Four letters, so that it names no real CCD
+# component (nearly every three-character code is taken); boltz's PDB writer cuts residue
+# names to three characters, its mmCIF writer keeps them whole.
+GLYCO_RESIDUE = "NGLC"
+
+# Molecules beyond the polymer residues, for the peptide designs' binder types (designs/kinds.py),
+# by code: a SMILES, its heavy atoms' names in the SMILES's order, and the leaving atoms.
+# - SEZ, a bicyclic binder's three-armed linker: mesitylene (1,3,5-trimethylbenzene), whose
+#   methyl carbons CD, C1 and C2 each bond to a cysteine's SG (`designs.kinds.LINKERS`); boltz
+#   builds a CCD ligand from all the atoms of its mol, hydrogens aside.
+# - GLYCO_RESIDUE: boltz builds a modified residue from all its mol's atoms but the leaving
+#   ones (`parse_ccd_residue(drop_leaving_atoms=True)`, so each atom needs `leaving_atom`), and
+#   finds its backbone frame by the names N, CA and C; asparagine keeps boltz's names for ASN
+#   (`const.ref_atoms`) and the leaving OXT, and the glucose on ND2 the sugar's own (C1-C6,
+#   O2-O6), all unique, as the featurizer looks each atom up by name.
+DESIGN_MOLECULES = {
+    "SEZ": ("Cc1cc(C)cc(C)c1", ("CD", "CR1", "CR2", "CR3", "C1", "CR4", "CR5", "C2", "CR6"), ()),
+    GLYCO_RESIDUE: (
+        "N[C@H](C(=O)O)CC(=O)N[C@@H]1O[C@H](CO)[C@@H](O)[C@H](O)[C@H]1O",
+        (
+            *("N", "CA", "C", "O", "OXT", "CB", "CG", "OD1", "ND2"),
+            *("C1", "O5", "C5", "C6", "O6", "C4", "O4", "C3", "O3", "C2", "O2"),
+        ),
+        ("OXT",),
+    ),
+}
 
 # Small widths that keep the model at a few MB. token_s must be a multiple of 16 because the
 # CLI forces 16 pairformer heads; every other width is ours to choose. Two thirds of the 1.6 M
@@ -350,13 +379,15 @@ def write_checkpoint(path: Path, hparams: dict, *, seed: int = 0) -> Path:
 
 
 def write_mols(mol_dir: Path, *, nucleotides: bool = True) -> Path:
-    """Write `mol_dir/<CODE>.pkl` for the 21 protein tokens (and the 10 nucleotide tokens).
+    """Write `mol_dir/<CODE>.pkl` for the 21 protein tokens (and the 10 nucleotide tokens),
+    and for the designs' molecules (DESIGN_MOLECULES: the linker SEZ, GLYCO_RESIDUE).
 
     boltz builds every polymer residue from these: `load_canonicals` reads the 21 protein
     ones for every input, and DNA/RNA residues are read by name when a chain has them. Each
     is an RDKit Mol of the heavy atoms, atom property `name` as in `const.ref_atoms`,
     `leaving_atom` "1" on OXT / OP3 and "0" elsewhere, and one ETKDG conformer (the
-    featurizer's reference positions), pickled with all properties. Existing files are kept.
+    featurizer's reference positions), pickled with all properties. Existing files are kept,
+    so a cache written before a molecule was added here gains it on the next call.
     """
     from boltz.data import const
     from rdkit import Chem
@@ -381,6 +412,12 @@ def write_mols(mol_dir: Path, *, nucleotides: bool = True) -> Path:
             if path.exists():
                 continue
             mol = residue_mol(letter, flavor, keep=set(const.ref_atoms[code]) | LEAVING_ATOMS)
+            _write_atomically(path, lambda f, mol=mol: pickle.dump(mol, f))
+        for code, (smiles, names, leaving) in DESIGN_MOLECULES.items():
+            path = mol_dir / f"{code}.pkl"
+            if path.exists():
+                continue
+            mol = named_mol(smiles, names, leaving=set(leaving))
             _write_atomically(path, lambda f, mol=mol: pickle.dump(mol, f))
     finally:
         Chem.SetDefaultPickleProperties(previous)
@@ -413,6 +450,33 @@ def residue_mol(letter: str, flavor: int, *, keep: set[str]):
     with_h = Chem.AddHs(mol)
     if AllChem.EmbedMolecule(with_h, params) != 0:
         msg = f"RDKit could not embed a conformer for {letter!r} (flavor {flavor})"
+        raise RuntimeError(msg)
+    return Chem.RemoveHs(with_h)
+
+
+def named_mol(smiles: str, names: tuple[str, ...], *, leaving: set[str] = frozenset()):
+    """A molecule as boltz's `mols/` hold it, from a SMILES whose heavy atoms get `names` in
+    order: atom properties `name` and `leaving_atom`, the leaving atoms moved last (as the CCD
+    lists them), one ETKDG conformer embedded with hydrogens, which are then removed."""
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+
+    mol = Chem.MolFromSmiles(smiles)
+    if mol is None or mol.GetNumAtoms() != len(names) or len(set(names)) != len(names):
+        msg = f"{smiles!r} needs one unique name per heavy atom, not {names}"
+        raise ValueError(msg)
+    for atom, name in zip(mol.GetAtoms(), names, strict=True):
+        atom.SetProp("name", name)
+        atom.SetProp("leaving_atom", "1" if name in leaving else "0")
+    order = sorted(range(len(names)), key=lambda i: names[i] in leaving)  # stable
+    mol = Chem.RenumberAtoms(mol, order)
+
+    params = AllChem.ETKDGv3()
+    params.randomSeed = CONFORMER_SEED
+    params.numThreads = 1
+    with_h = Chem.AddHs(mol)
+    if AllChem.EmbedMolecule(with_h, params) != 0:
+        msg = f"RDKit could not embed a conformer for {smiles!r}"
         raise RuntimeError(msg)
     return Chem.RemoveHs(with_h)
 
