@@ -133,6 +133,7 @@ class DesignKind(JobKind):
     name = "design"
     title = "Design peptide binders (Boltz-2)"
     holds_slot = False
+    detail_template = "designs/candidates.html"
     min_inputs, max_inputs = 0, 1
     input_kinds = ("fasta",)
     Params = DesignParams

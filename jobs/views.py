@@ -81,7 +81,9 @@ def job_detail(request, pk):
             "inputs": [i.upload for i in job.job_inputs.select_related("upload")],
             "transitions": job.transitions.select_related("by"),
             "artifacts": job.artifacts.all(),
-            "children": job.children.order_by("id"),
+            "children": job.children.order_by("id")[:20],
+            # A kind's own part of the page, if it has one (a campaign's candidates).
+            "kind_template": getattr(get_kind(job.kind), "detail_template", None),
             "can_cancel": membership.allows(Role.EDITOR) and not job.is_finished,
             "can_submit": membership.allows(Role.EDITOR),
         },

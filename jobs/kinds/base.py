@@ -118,6 +118,8 @@ class JobKind:
     # campaign): it is born running, on no node, and its own app moves it on and ends it
     # (jobs/services.py: `job_add_children`, `job_conclude`).
     holds_slot: bool = True
+    # A template of the kind's own, included in its jobs' pages (a campaign's candidates).
+    detail_template: str | None = None
 
     def clean_params(self, params: dict) -> dict:
         """The parameters as `Params` declares them, defaults filled in; unknown or bad ones

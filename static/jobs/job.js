@@ -159,6 +159,8 @@
     else if (event.type === "progress") setProgress(event);
     else if (event.type === "state") setState(event);
     root.dataset.lastEvent = event.id;
+    // For a kind's own part of the page (a campaign's candidates).
+    root.dispatchEvent(new CustomEvent("job:event", { detail: event }));
   }
   function connect() {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
