@@ -170,3 +170,72 @@ def test_cancelling_a_campaign_cancels_its_waiting_candidates(node, api, alice, 
     assert set(Job.objects.filter(parent=campaign).values_list("state", flat=True)) == {
         State.CANCELLED
     }
+
+
+def test_a_generation_that_fails_whole_fails_the_campaign_with_the_reason(
+    node, api, alice, project, enqueued
+):
+    campaign = design(api, alice, project, generations=2, seed=6)
+    advance(campaign.pk)
+    run_queued(enqueued, fail=list(campaign.candidates.values_list("sequence", flat=True)))
+    advance(campaign.pk)
+    campaign.refresh_from_db()
+    assert campaign.state == State.FAILED
+    assert campaign.transitions.last().reason == "every candidate of generation 1 failed"
+    assert campaign.candidates.count() == 4  # no second generation bred
+
+
+def test_the_targets_msa_is_searched_once_and_named_by_every_candidate(
+    node, api, alice, project, enqueued, settings
+):
+    from tests.msa.colabfold_server import ColabFoldServer
+
+    server = ColabFoldServer()
+    settings.PORTAL_MSA_SERVER_URL, settings.PORTAL_MSA_SERVER_POLL = server.url, 0.05
+    node.engines = {"boltz": {"ready": True}, "msa_server": {"ready": True}}
+    node.save()
+    try:
+        campaign = design(api, alice, project, msa="server", generations=1)
+        advance(campaign.pk)
+        search = Job.objects.get(parent=campaign, kind="msa")
+        assert search.params["chains"] == [{"id": "A", "sequence": TARGET}]
+        run_queued(enqueued)
+        advance(campaign.pk)
+        children = Job.objects.filter(parent=campaign, kind="predict")
+        assert children.count() == 4
+        msas = {c.params["input"]["sequences"][0]["protein"]["msa"] for c in children}
+        (upload,) = msas  # one MSA, an upload of the project, in every candidate
+        assert project.uploads.get(pk=upload).name == f"design-{campaign.pk}-target.a3m"
+        run_campaign(campaign, enqueued)
+        assert campaign.state == State.SUCCEEDED, campaign.error
+        assert len(server.searches) == 1
+    finally:
+        server.stop()
+
+
+def test_constraints_apply_to_every_candidate_and_bad_parameters_are_a_400(
+    node, api, alice, project, enqueued
+):
+    pocket = [{"pocket": {"binder": "B", "contacts": [["A", 3], ["A", 5]]}}]
+    campaign = design(api, alice, project, constraints=pocket, generations=1)
+    advance(campaign.pk)
+    for child in Job.objects.filter(parent=campaign):
+        assert child.params["input"]["constraints"][0]["pocket"]["binder"] == "B"
+
+    def refused(**params):
+        response = api(alice).post(
+            "/api/v1/jobs/",
+            {"project": project.pk, "kind": "design", "params": {**SMALL, **params}},
+            format="json",
+        )
+        assert response.status_code == 400, response.content
+        return json.dumps(response.json())
+
+    assert "length_max" in refused(length_min=12, length_max=8)
+    assert "elites" in refused(elites=4, population=4)
+    assert "glycan" in refused(binder_type="glycopeptide")
+    assert "chain C is not in the input" in refused(
+        constraints=[{"pocket": {"binder": "B", "contacts": [["C", 3]]}}]
+    )
+    assert "The target is a protein sequence" in refused(target="MKT1AY")
+    assert Job.objects.filter(kind="design").count() == 1
