@@ -3,7 +3,7 @@ from django.http import FileResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,13 +16,15 @@ from jobs.kinds.predict import msa_as_a3m
 from jobs.models import Artifact, Job, JobTransition, Priority
 from jobs.results import pae_bytes, read_json
 from jobs.selectors import events_after, job_for, jobs_visible_to
-from jobs.services import job_cancel, job_set_priority, job_submit
+from jobs.services import job_cancel, job_check, job_set_priority, job_submit, job_submit_batch
+from portal.idempotency import idempotent
 from portal.ids import MAX_ID, IdField
 from portal.projects.models import Role
 from portal.projects.selectors import project_for
 from portal.uploads.models import Upload
 
 MAX_EVENTS = 1000
+MAX_BATCH = 1000  # jobs in one batch submission
 
 
 class TransitionSerializer(serializers.ModelSerializer):
@@ -151,6 +153,7 @@ class JobListView(ListAPIView):
         responses={201: JobSerializer, 200: JobSerializer},
         summary="Submit a job (200 with the existing one when the same work is queued or running)",
     )
+    @idempotent
     def post(self, request):
         data = JobInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -170,6 +173,73 @@ class JobListView(ListAPIView):
         return Response(
             JobSerializer(job).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class BatchInput(serializers.Serializer):
+    jobs = serializers.ListField(
+        child=serializers.DictField(),
+        min_length=1,
+        max_length=MAX_BATCH,
+        help_text=f"Up to {MAX_BATCH} job submissions, each as `POST /api/v1/jobs/` takes it.",
+    )
+
+
+class BatchAnswer(serializers.Serializer):
+    results = JobSerializer(many=True)
+
+
+class BatchInvalid(ValidationError):
+    """Items of a batch refused, by index (`fields.jobs.<index>`); nothing was created."""
+
+    default_code = "batch_invalid"
+
+
+def _refusal(exc: APIException) -> dict:
+    """An item's refusal as the fields it names (a code for one that names none)."""
+    if isinstance(exc, ValidationError) and isinstance(exc.detail, dict):
+        return exc.detail
+    codes = exc.get_codes()
+    return {codes if isinstance(codes, str) else "invalid": [str(exc.detail)]}
+
+
+class JobBatchView(APIView):
+    @extend_schema(
+        request=BatchInput,
+        responses={201: BatchAnswer},
+        summary=f"Submit up to {MAX_BATCH} jobs: all are checked first, then all or none created",
+    )
+    @idempotent
+    def post(self, request):
+        data = BatchInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        checked, refused = [], {}
+        for index, spec in enumerate(data.validated_data["jobs"]):
+            try:
+                item = JobInput(data=spec)
+                item.is_valid(raise_exception=True)
+                values = item.validated_data
+                project = project_for(request.user, values["project"], role=Role.EDITOR)
+                checked.append(
+                    job_check(
+                        project=project,
+                        by=request.user,
+                        kind=values["kind"],
+                        name=values["name"],
+                        params=values["params"],
+                        inputs=values["inputs"],
+                        priority=values["priority"],
+                        force=values["force"],
+                        time_limit=values["time_limit"],
+                    )
+                )
+            except APIException as exc:
+                refused[str(index)] = _refusal(exc)
+        if refused:
+            raise BatchInvalid({"jobs": refused})
+        jobs = [job for job, _ in job_submit_batch(checked)]
+        return Response(
+            {"results": JobSerializer(jobs, many=True).data}, status=status.HTTP_201_CREATED
         )
 
 

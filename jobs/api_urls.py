@@ -4,6 +4,7 @@ from jobs import api
 
 urlpatterns = [
     path("jobs/", api.JobListView.as_view(), name="api-jobs"),
+    path("jobs/batch/", api.JobBatchView.as_view(), name="api-jobs-batch"),
     path("jobs/<id:pk>/", api.JobDetailView.as_view(), name="api-job"),
     path("jobs/<id:pk>/cancel/", api.JobCancelView.as_view(), name="api-job-cancel"),
     path("jobs/<id:pk>/priority/", api.JobPriorityView.as_view(), name="api-job-priority"),

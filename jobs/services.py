@@ -149,7 +149,20 @@ def _create(work: _Work, *, project, by, name, priority, limit, now, parent=None
     return job
 
 
-def job_submit(
+@dataclass
+class Submission:
+    """A job submission checked and ready to store (`job_check`, then `job_store`)."""
+
+    project: Project
+    by: object
+    work: _Work
+    name: str
+    priority: str
+    force: bool
+    limit: int
+
+
+def job_check(
     *,
     project: Project,
     by,
@@ -160,14 +173,9 @@ def job_submit(
     priority: str = "normal",
     force: bool = False,
     time_limit: int | None = None,
-) -> tuple[Job, bool]:
-    """Validate and queue a job; returns (job, created). `inputs` are ids of uploads in the
-    project, in order.
-
-    The same kind, parameters and input bytes already queued or running in the project give
-    back that job, unless `force`. A job whose kind gives it children (`first_children`: its
-    MSA search) is stored pending with them, queued; it goes on when they have ended.
-    """
+) -> Submission:
+    """Everything a submission is checked for, stored nothing: PortalError (a 400 naming the
+    problem) if it is refused."""
     if priority not in Priority.labels:
         raise PortalError(
             f"Priority is one of {', '.join(Priority.labels)}.", code="priority_invalid"
@@ -183,9 +191,15 @@ def job_submit(
         (child, _checked(project, by, child.kind, child.params, []))
         for child in work.kind.first_children(work.params)
     ]
+    return Submission(project, by, work, name, priority, force, limit)
 
+
+def job_store(submission: Submission) -> tuple[Job, bool]:
+    """Store a checked submission; returns (job, created). Part of the caller's transaction,
+    if any."""
+    project, by, work = submission.project, submission.by, submission.work
     with transaction.atomic():
-        if not force:
+        if not submission.force:
             # Two submissions of the same work cannot both create a job.
             sql.lock_submissions(project.pk, work.digest)
             existing = (
@@ -197,9 +211,9 @@ def job_submit(
                 return existing, False
         now = timezone.now()
         reason = f"submitted by {by.username}"
-        stored = {"project": project, "by": by, "limit": limit, "now": now}
-        stored["priority"] = Priority.from_name(priority)
-        job = _create(work, name=name, **stored)
+        stored = {"project": project, "by": by, "limit": submission.limit, "now": now}
+        stored["priority"] = Priority.from_name(submission.priority)
+        job = _create(work, name=submission.name, **stored)
         made = []
         for child, child_work in work.children:
             made.append(_create(child_work, name=child.name, parent=job, **stored))
@@ -212,6 +226,23 @@ def job_submit(
     transaction.on_commit(place_soon)
     job.input_ids = [u.pk for u in work.inputs]
     return job, True
+
+
+def job_submit(**submission) -> tuple[Job, bool]:
+    """Validate and queue a job; returns (job, created). `inputs` are ids of uploads in the
+    project, in order (see `job_check` for the rest).
+
+    The same kind, parameters and input bytes already queued or running in the project give
+    back that job, unless `force`. A job whose kind gives it children (`first_children`: its
+    MSA search) is stored pending with them, queued; it goes on when they have ended.
+    """
+    return job_store(job_check(**submission))
+
+
+def job_submit_batch(submissions: list[Submission]) -> list[tuple[Job, bool]]:
+    """Store checked submissions all together or none (one transaction)."""
+    with transaction.atomic():
+        return [job_store(submission) for submission in submissions]
 
 
 def job_children_ended(job_id: int) -> Job | None:

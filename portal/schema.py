@@ -27,7 +27,10 @@ ANSWERS = {
     "403": "Your role in the project does not allow this.",
     "404": "Not found, or not in one of your projects.",
     "405": "The method is not allowed here.",
-    "409": "It conflicts with what is stored (an upload a job uses cannot be deleted).",
+    "409": (
+        "It conflicts with what is stored (an upload a job uses cannot be deleted; an "
+        "Idempotency-Key was used for another request)."
+    ),
     "413": "The body is larger than the portal accepts.",
     "415": "The body is not JSON (uploads: multipart/form-data).",
     "429": "Too many requests; wait `retry_after` seconds.",

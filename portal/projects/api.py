@@ -5,6 +5,7 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from portal.idempotency import idempotent
 from portal.ids import IdField
 from portal.projects.filters import MembershipFilter
 from portal.projects.models import Membership, Project, Role
@@ -44,6 +45,7 @@ class ProjectListView(ListAPIView):
         return projects_visible_to(self.request.user)
 
     @extend_schema(request=ProjectInput, responses={201: ProjectSerializer}, summary="New project")
+    @idempotent
     def post(self, request):
         data = ProjectInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -106,6 +108,7 @@ class MembershipListView(ListAPIView):
     @extend_schema(
         request=MembershipInput, responses={201: MembershipSerializer}, summary="Add a member"
     )
+    @idempotent
     def post(self, request):
         data = MembershipInput(data=request.data)
         data.is_valid(raise_exception=True)

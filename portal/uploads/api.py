@@ -9,6 +9,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from portal.idempotency import idempotent
 from portal.ids import IdField
 from portal.projects.models import Role
 from portal.projects.selectors import project_for
@@ -53,6 +54,7 @@ class UploadListView(ListAPIView):
         responses={201: UploadSerializer, 200: UploadSerializer},
         summary="Upload a file (200 with the existing upload when the bytes are there already)",
     )
+    @idempotent
     def post(self, request):
         data = UploadInput(
             data={"project": request.data.get("project"), "file": request.FILES.get(FILE_FIELD)}
