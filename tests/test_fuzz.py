@@ -265,6 +265,9 @@ VALID_BODIES = {
         "params": {},
         "time_limit": 60,
     },
+    "POST /api/v1/jobs/batch/": lambda lab: {
+        "jobs": [{"project": lab["project"][0], "kind": "sleep", "params": {}, "time_limit": 60}]
+    },
     "POST /api/v1/jobs/{id}/priority/": lambda lab: {"priority": "high"},
     "POST /api/v1/msa/cache/cleanup/": lambda lab: {"max_age_days": 30},
     "POST /api/v1/memberships/": lambda lab: {
