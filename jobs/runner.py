@@ -302,27 +302,37 @@ class JobRun:
 
     def cleanup(self) -> None:
         """Mark this run's scratch directory as ended, and remove those of ended runs on this
-        node but the newest few (kept for debugging). Other runs on the node may still be
-        going: a directory without the mark is theirs, unless it is older than any run can
-        last (its runner was killed)."""
-        parent = self.scratch.parent
+        node but the newest few (kept for debugging; `scratch_cleanup`)."""
         if self.scratch.exists():
             (self.scratch / ENDED).touch()
-        if not parent.exists():
-            return
-        abandoned = time.time() - settings.PORTAL_JOB_MAX_TIME_LIMIT - 3600
-        ended = []
-        for run in os.scandir(parent):
-            if not run.is_dir():
-                continue
-            try:
-                ended.append((os.stat(os.path.join(run.path, ENDED)).st_mtime, run.path))
-            except FileNotFoundError:
-                if run.stat().st_mtime < abandoned:
-                    ended.append((0.0, run.path))
-        ended.sort(reverse=True)
-        for _, old in ended[settings.PORTAL_SCRATCH_KEEP :]:
-            shutil.rmtree(old, ignore_errors=True)
+        scratch_cleanup(self.scratch.parent, settings.PORTAL_SCRATCH_KEEP)
+
+
+def scratch_cleanup(parent: Path, keep: int) -> tuple[int, int]:
+    """Remove the scratch directories of ended runs under `parent` but the newest `keep`:
+    (directories removed, bytes freed). Other runs may still be going: a directory without the
+    mark is theirs, unless it is older than any run can last (its runner was killed)."""
+    if not parent.exists():
+        return 0, 0
+    abandoned = time.time() - settings.PORTAL_JOB_MAX_TIME_LIMIT - 3600
+    ended = []
+    for run in os.scandir(parent):
+        if not run.is_dir():
+            continue
+        try:
+            ended.append((os.stat(os.path.join(run.path, ENDED)).st_mtime, run.path))
+        except FileNotFoundError:
+            if run.stat().st_mtime < abandoned:
+                ended.append((0.0, run.path))
+    ended.sort(reverse=True)
+    removed = freed = 0
+    for _, old in ended[keep:]:
+        freed += sum(
+            f.stat().st_size for f in Path(old).rglob("*") if f.is_file() and not f.is_symlink()
+        )
+        shutil.rmtree(old, ignore_errors=True)
+        removed += 1
+    return removed, freed
 
 
 @dataclass

@@ -50,15 +50,15 @@ _CODES = {
 }
 
 
-def _flatten(detail, prefix=""):
+def flatten(detail, prefix=""):
     """Yield `field: message` lines from DRF's nested validation detail."""
     if isinstance(detail, dict):
         for key, value in detail.items():
             name = key if key != "non_field_errors" else ""
-            yield from _flatten(value, f"{prefix}.{name}" if prefix and name else name or prefix)
+            yield from flatten(value, f"{prefix}.{name}" if prefix and name else name or prefix)
     elif isinstance(detail, list):
         for item in detail:
-            yield from _flatten(item, prefix)
+            yield from flatten(item, prefix)
     else:
         yield f"{prefix}: {detail}" if prefix else str(detail)
 
@@ -96,7 +96,7 @@ def api_exception_handler(exc, context):
     if isinstance(exc, exceptions.ValidationError):
         body = {
             "code": "invalid" if type(exc) is exceptions.ValidationError else exc.default_code,
-            "detail": "; ".join(_flatten(exc.detail)) or "The request is invalid.",
+            "detail": "; ".join(flatten(exc.detail)) or "The request is invalid.",
             "fields": exc.detail if isinstance(exc.detail, dict) else {},
         }
     else:

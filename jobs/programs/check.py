@@ -27,6 +27,44 @@ def cuda_works() -> dict:
     }
 
 
+def inspect(say=print) -> dict:
+    """What this machine has for the portal's jobs: driver and GPUs, torch and CUDA, boltz and
+    its weights, the MSA sources; said line by line, returned whole. The `check` job and
+    `manage.py checknode` both report it."""
+    result = {"host": platform.node(), "python": platform.python_version()}
+    result["driver"] = probe.driver_version()
+    result["gpus"] = probe.gpu_snapshot()
+    say(f"NVIDIA driver: {result['driver'] or 'none'}")
+    for gpu in result["gpus"]:
+        say(f"GPU {gpu['index']}: {gpu['name']}, {gpu['memory_total'] / 2**30:.1f} GiB")
+    result["system"] = probe.system_snapshot()
+    result["torch"] = probe.torch_info(check_cuda=False)
+    if result["torch"]["version"]:
+        result["torch"]["cuda"] = cuda_works()
+        say(
+            f"torch {result['torch']['version']}; CUDA "
+            f"{'works' if result['torch']['cuda']['available'] else 'not available'}"
+        )
+    else:
+        say("torch: not installed")
+    result["boltz"] = probe.boltz_info()
+    boltz = result["boltz"]
+    if boltz["version"]:
+        weights = "present" if boltz["weights"] else f"missing ({', '.join(boltz['missing'])})"
+        say(f"boltz {boltz['version']}; weights in {boltz['cache']}: {weights}")
+    else:
+        say("boltz: not installed")
+    result["msa_local"] = probe.msa_local_info()
+    local = result["msa_local"]
+    say(
+        f"local MSA database: {local['database'] or 'none'}"
+        + (f" (version {local['version']})" if local.get("version") else "")
+    )
+    result["msa_server"] = probe.msa_server_info()
+    say(f"MSA server: {result['msa_server']['url'] or 'none configured'}")
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, required=True)
@@ -41,41 +79,7 @@ def main() -> None:
             time.sleep(1)
         time.sleep(args.sleep - whole)
 
-    result = {"host": platform.node(), "python": platform.python_version()}
-    result["driver"] = probe.driver_version()
-    result["gpus"] = probe.gpu_snapshot()
-    print(f"NVIDIA driver: {result['driver'] or 'none'}", flush=True)
-    for gpu in result["gpus"]:
-        print(
-            f"GPU {gpu['index']}: {gpu['name']}, {gpu['memory_total'] / 2**30:.1f} GiB", flush=True
-        )
-    result["system"] = probe.system_snapshot()
-    result["torch"] = probe.torch_info(check_cuda=False)
-    if result["torch"]["version"]:
-        result["torch"]["cuda"] = cuda_works()
-        print(
-            f"torch {result['torch']['version']}; CUDA "
-            f"{'works' if result['torch']['cuda']['available'] else 'not available'}",
-            flush=True,
-        )
-    else:
-        print("torch: not installed", flush=True)
-    result["boltz"] = probe.boltz_info()
-    boltz = result["boltz"]
-    if boltz["version"]:
-        weights = "present" if boltz["weights"] else f"missing ({', '.join(boltz['missing'])})"
-        print(f"boltz {boltz['version']}; weights in {boltz['cache']}: {weights}", flush=True)
-    else:
-        print("boltz: not installed", flush=True)
-    result["msa_local"] = probe.msa_local_info()
-    local = result["msa_local"]
-    print(
-        f"local MSA database: {local['database'] or 'none'}"
-        + (f" (version {local['version']})" if local.get("version") else ""),
-        flush=True,
-    )
-    result["msa_server"] = probe.msa_server_info()
-    print(f"MSA server: {result['msa_server']['url'] or 'none configured'}", flush=True)
+    result = inspect(lambda line: print(line, flush=True))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "check.json").write_text(json.dumps(result, indent=2))
     report.progress(100, "done")
