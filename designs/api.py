@@ -60,6 +60,7 @@ def ranked(campaign) -> "list[Candidate]":
 
 class CandidateListView(generics.ListAPIView):
     serializer_class = CandidateSerializer
+    queryset = Candidate.objects.none()  # the schema's model; requests get `get_queryset`
 
     @extend_schema(summary="A design campaign's candidates, ranked by fitness")
     def get(self, request, *args, **kwargs):
