@@ -6,8 +6,12 @@ class JobsConfig(AppConfig):
     verbose_name = "Jobs"
 
     def ready(self):
+        from jobs.metrics import JobsCollector
         from jobs.placement import place_queued_jobs
         from nodes.signals import node_available
+        from portal import metrics
+
+        metrics.register(JobsCollector())
 
         def place_on_available_node(sender, node, **kwargs):
             place_queued_jobs()

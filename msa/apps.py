@@ -11,9 +11,12 @@ class MsaConfig(AppConfig):
         from jobs import periodic
         from jobs.kinds import register
         from msa.kinds import MsaKind
+        from msa.metrics import MsaCacheCollector
         from msa.services import cache_cleanup
+        from portal import metrics
 
         register(MsaKind())
+        metrics.register(MsaCacheCollector())
         periodic.register(
             "MSA cache clean-up",
             cache_cleanup,

@@ -61,6 +61,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: counts every response by status (portal_http_requests_total), redirects included.
+    "portal.metrics.count_responses",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -330,6 +332,12 @@ PORTAL_JOB_KIND_MODULES = env.list("PORTAL_JOB_KIND_MODULES", default=[])
 # Set for a node's processes by `runnode`.
 PORTAL_NODE_NAME = env.str("PORTAL_NODE_NAME", default="")
 PORTAL_NODE_BOOT_ID = env.str("PORTAL_NODE_BOOT_ID", default="")
+
+# --- Monitoring -----------------------------------------------------------------------------
+# Prometheus scrapes /metrics from these addresses or networks, or with
+# `Authorization: Bearer <PORTAL_METRICS_TOKEN>` (empty: no token accepted).
+PORTAL_METRICS_ALLOWED = env.list("PORTAL_METRICS_ALLOWED", default=["127.0.0.1", "::1"])
+PORTAL_METRICS_TOKEN = env.str("PORTAL_METRICS_TOKEN", default="")
 
 # Django-Q2: one cluster per node, consuming that node's queue (Q_CLUSTER_NAME, set by
 # `runnode`). Redis when REDIS_URL is set, else the ORM broker in the portal's database.

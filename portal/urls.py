@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from portal import errorpages
+from portal import errorpages, metrics
 from portal.accounts import views as accounts
 from portal.projects import views as projects
 from portal.uploads import views as uploads
@@ -21,6 +21,7 @@ urlpatterns = [
     ),
     path("projects/<id:pk>/uploads/new/", uploads.upload_new, name="upload-new"),
     path("admin/", admin.site.urls),
+    path("metrics", metrics.metrics_view, name="metrics"),
     # The other apps' pages (the dashboard is the jobs app's), named by module.
     path("", include("jobs.urls")),
     path("", include("nodes.urls")),
