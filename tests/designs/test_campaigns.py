@@ -5,6 +5,7 @@ process; tests/designs/test_pool.py runs them on real node processes."""
 import csv
 import io
 import json
+import time
 
 import pytest
 from django.core.files.storage import default_storage
@@ -76,13 +77,18 @@ def run_queued(enqueued, fail=()):
 
 
 def run_campaign(campaign, enqueued, fail=()):
-    for _ in range(20):
+    # Steps, each followed by running what it submitted, until the campaign ends (by a time
+    # limit rather than a count: a placement pass may run in the placer's thread meanwhile).
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
         advance(campaign.pk)
         campaign.refresh_from_db()
         if campaign.is_finished:
             return campaign
         run_queued(enqueued, fail)
-    raise AssertionError("the campaign did not end")
+        time.sleep(0.05)
+    children = Job.objects.filter(parent=campaign).values_list("pk", "state", "node__name")
+    raise AssertionError(f"the campaign did not end: {campaign.progress_message}; {list(children)}")
 
 
 def metric_points(job, name):
