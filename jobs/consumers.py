@@ -8,15 +8,18 @@ that reconnects with its last id carries on where it stopped.
 """
 
 import asyncio
+from datetime import datetime
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.utils import timezone
 
 from jobs.live import job_group
 from jobs.models import Job, JobEvent
 from portal.ids import parse_id
 from portal.live import CLOSE_BAD_REQUEST, CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, OneWayConsumer
+from portal.metrics import event_push
 
 PAGE = 1000
 
@@ -68,12 +71,13 @@ class JobConsumer(OneWayConsumer):
         if self.channel_layer is not None and hasattr(self, "job_id"):
             await self.channel_layer.group_discard(job_group(self.job_id), self.channel_name)
 
-    async def catch_up(self):
-        """Send every stored event after the last one sent."""
+    async def catch_up(self, live: bool = False):
+        """Send every stored event after the last one sent (`live`: events that just came,
+        not the history a client asked for on connecting)."""
         async with self.lock:
             while events := await _events_after(self.job_id, self.last):
                 for event in events:
-                    await self.send_json(event)
+                    await self.push(event, live)
                 self.last = events[-1]["id"]
                 if len(events) < PAGE:
                     break
@@ -94,15 +98,21 @@ class JobConsumer(OneWayConsumer):
         if not events:
             return
         if events[0]["id"] != self.last + 1:
-            await self.catch_up()  # a gap: an earlier batch is still on its way
+            await self.catch_up(live=True)  # a gap: an earlier batch is still on its way
             return
         async with self.lock:
             for event in events:
                 if event["id"] == self.last + 1:
-                    await self.send_json(event)
+                    await self.push(event, live=True)
                     self.last = event["id"]
+
+    async def push(self, event: dict, live: bool) -> None:
+        await self.send_json(event)
+        if live:
+            stored = datetime.fromisoformat(event["at"])
+            event_push.observe(max(0.0, (timezone.now() - stored).total_seconds()))
 
     async def poll(self):
         while True:
             await asyncio.sleep(settings.PORTAL_LIVE_POLL)
-            await self.catch_up()
+            await self.catch_up(live=True)

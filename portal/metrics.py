@@ -20,7 +20,13 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponse, HttpResponseForbidden
 from django.utils.decorators import sync_and_async_middleware
 from django.views.decorators.http import require_safe
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
@@ -33,6 +39,15 @@ http_requests = Counter(
     "HTTP responses by status code, since the web process started (or, with "
     "PROMETHEUS_MULTIPROC_DIR, since that directory was emptied)",
     ["status"],
+    registry=None,
+)
+
+# The event lag: from an event's storing to its push to a WebSocket client, observed by the web
+# process that pushes it (jobs/consumers.py), like the HTTP counter.
+event_push = Histogram(
+    "portal_event_push_seconds",
+    "Seconds from a job event's storing to its push to a live client (each client counts)",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
     registry=None,
 )
 
@@ -57,6 +72,7 @@ def scrape() -> bytes:
         MultiProcessCollector(registry)
     else:
         registry.register(http_requests)
+        registry.register(event_push)
     return generate_latest(registry)
 
 

@@ -252,8 +252,18 @@ def test_a_live_portal_reports_the_running_job_its_node_and_gpu(orm_stack, proje
         cpu_slots=0,
         PORTAL_FAKE_GPUS=json.dumps([{"name": "made-up 80 GB", "memory_total": 80 * GIB}]),
     )
-    job = orm_stack.client(alice).submit(project, params={"seconds": 30, "gib": 1})["id"]
+    client = orm_stack.client(alice)
+    job = client.submit(project, params={"seconds": 30, "gib": 1})["id"]
     wait_until(lambda: Job.objects.get(pk=job).state == State.RUNNING, 30, what="the job to run")
+    # A live client follows it: its pushes are the event lag's observations.
+    from websockets.sync.client import connect
+
+    seen = Job.objects.get(pk=job).event_seq  # the history is not lag: only what comes next
+    stream = orm_stack.url.replace("http://", "ws://") + f"/ws/jobs/{job}/?after={seen}"
+    with connect(stream, additional_headers=dict(client.session.headers)) as socket:
+        # Its next lines: the first may come with the catch-up on connecting, the next is
+        # pushed as it comes.
+        assert [json.loads(socket.recv(timeout=20))["id"] > seen for _ in range(2)] == [True] * 2
 
     response = requests.get(orm_stack.url + "/metrics", timeout=30)
 
@@ -267,3 +277,4 @@ def test_a_live_portal_reports_the_running_job_its_node_and_gpu(orm_stack, proje
         == 80 * GIB
     )
     assert value(s, "portal_job_queue_wait_seconds_count", kind="sleep") == 1
+    assert value(s, "portal_event_push_seconds_count") >= 1
