@@ -243,7 +243,6 @@ class Placer:
         self._wanted = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._stopping = False
 
     def request(self) -> None:
         self._wanted.set()
@@ -252,20 +251,9 @@ class Placer:
                 self._thread = threading.Thread(target=self._run, name="placer", daemon=True)
                 self._thread.start()
 
-    def stop(self) -> None:
-        """End the thread (and close its connection) now rather than after a minute idle: a
-        process about to drop its database (the tests') stops it first."""
-        with self._lock:
-            thread, self._thread = self._thread, None
-        if thread is not None and thread.is_alive():
-            self._stopping = True
-            self._wanted.set()
-            thread.join(10)
-            self._stopping = False
-
     def _run(self) -> None:
         try:
-            while self._wanted.wait(timeout=60) and not self._stopping:
+            while self._wanted.wait(timeout=60):
                 self._wanted.clear()
                 try:
                     place_queued_jobs()

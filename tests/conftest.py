@@ -50,17 +50,6 @@ def clean_workdir():
     _kill_engines()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def placer_stopped_before_the_database_goes(django_db_setup):
-    """The placement thread (jobs/placement.py) keeps its connection for a minute after its
-    last pass; it is stopped before pytest-django drops the test database, which cannot be
-    dropped while a session is open on it."""
-    yield
-    from jobs.placement import placer
-
-    placer.stop()
-
-
 @pytest.fixture(scope="session")
 def boltz_cache():
     """A Boltz-2 cache for the real `boltz` package, built offline (tests/boltzkit.py): a tiny
