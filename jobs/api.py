@@ -16,7 +16,14 @@ from jobs.kinds.predict import msa_as_a3m
 from jobs.models import Artifact, Job, JobTransition, Priority
 from jobs.results import pae_bytes, read_json
 from jobs.selectors import events_after, job_for, jobs_visible_to
-from jobs.services import job_cancel, job_check, job_set_priority, job_submit, job_submit_batch
+from jobs.services import (
+    Submission,
+    job_cancel,
+    job_check,
+    job_set_priority,
+    job_store,
+    job_submit_batch,
+)
 from portal.idempotency import idempotent
 from portal.ids import MAX_ID, IdField
 from portal.projects.models import Role
@@ -94,6 +101,17 @@ class JobInput(serializers.Serializer):
     )
 
 
+def submission_from(user, spec) -> Submission:
+    """A job submission as the API takes it (`JobInput`), by `user` (an editor of its project),
+    checked: a 400, 403 or 404 naming the problem if it is refused. The create endpoint, the
+    batch endpoint and `manage.py submit` all read one this way."""
+    data = JobInput(data=spec)
+    data.is_valid(raise_exception=True)
+    values = dict(data.validated_data)
+    project = project_for(user, values.pop("project"), role=Role.EDITOR)
+    return job_check(project=project, by=user, **values)
+
+
 def submissions() -> dict[str, type[serializers.Serializer]]:
     """The request body of POST /api/v1/jobs/ for each kind, for the schema: the common
     fields, and `params` as the kind declares them."""
@@ -155,21 +173,7 @@ class JobListView(ListAPIView):
     )
     @idempotent
     def post(self, request):
-        data = JobInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
-        project = project_for(request.user, values["project"], role=Role.EDITOR)
-        job, created = job_submit(
-            project=project,
-            by=request.user,
-            kind=values["kind"],
-            name=values["name"],
-            params=values["params"],
-            inputs=values["inputs"],
-            priority=values["priority"],
-            force=values["force"],
-            time_limit=values["time_limit"],
-        )
+        job, created = job_store(submission_from(request.user, request.data))
         return Response(
             JobSerializer(job).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
@@ -216,23 +220,7 @@ class JobBatchView(APIView):
         checked, refused = [], {}
         for index, spec in enumerate(data.validated_data["jobs"]):
             try:
-                item = JobInput(data=spec)
-                item.is_valid(raise_exception=True)
-                values = item.validated_data
-                project = project_for(request.user, values["project"], role=Role.EDITOR)
-                checked.append(
-                    job_check(
-                        project=project,
-                        by=request.user,
-                        kind=values["kind"],
-                        name=values["name"],
-                        params=values["params"],
-                        inputs=values["inputs"],
-                        priority=values["priority"],
-                        force=values["force"],
-                        time_limit=values["time_limit"],
-                    )
-                )
+                checked.append(submission_from(request.user, spec))
             except APIException as exc:
                 refused[str(index)] = _refusal(exc)
         if refused:

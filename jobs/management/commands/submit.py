@@ -8,12 +8,10 @@ from django.core.management.base import BaseCommand, CommandError
 from rest_framework.exceptions import APIException
 from tqdm import tqdm
 
-from jobs.api import JobInput
+from jobs.api import submission_from
 from jobs.models import Job, State
-from jobs.services import job_submit
+from jobs.services import job_store
 from portal.errors import flatten
-from portal.projects.models import Role
-from portal.projects.selectors import project_for
 from portal.uploads.formats import FormatError, load_yaml
 
 
@@ -43,21 +41,7 @@ class Command(BaseCommand):
         except (ValueError, FormatError) as exc:
             raise CommandError(f"{file} is not JSON or YAML: {exc}") from None
         try:
-            data = JobInput(data=spec if isinstance(spec, dict) else {})
-            data.is_valid(raise_exception=True)
-            values = data.validated_data
-            project = project_for(by, values["project"], role=Role.EDITOR)
-            job, created = job_submit(
-                project=project,
-                by=by,
-                kind=values["kind"],
-                name=values["name"],
-                params=values["params"],
-                inputs=values["inputs"],
-                priority=values["priority"],
-                force=values["force"],
-                time_limit=values["time_limit"],
-            )
+            job, created = job_store(submission_from(by, spec))
         except APIException as exc:
             raise CommandError("; ".join(flatten(exc.detail)) or str(exc)) from None
         self.stdout.write(str(job.pk))
