@@ -5,6 +5,7 @@ subprocess. A host without an NVIDIA driver simply has no GPUs.
 """
 
 import importlib.metadata
+import importlib.util
 import json
 import os
 import subprocess
@@ -159,6 +160,8 @@ def boltz_info(cache: Path | None = None, checkpoint: Path | None = None) -> dic
         "checkpoint": str(checkpoint),
         "weights": not missing,
         "missing": missing,
+        # boltz's optional GPU kernels (`boltz[cuda]`); without them a GPU predicts more slowly.
+        "kernels": importlib.util.find_spec("cuequivariance_torch") is not None,
         "ready": version is not None and not missing,
     }
 

@@ -41,6 +41,7 @@ from jobs.kinds.boltz_input import (
     with_msas,
     without_msa,
 )
+from jobs.programs.boltz_engine import MAX_MSA_SEQS, memory_needed
 from nodes.models import Node
 from portal.errors import PortalError
 from portal.uploads.models import Upload
@@ -48,7 +49,6 @@ from portal.uploads.models import Upload
 # What a reference in a document may name, by upload kind; and the suffix boltz wants for each.
 REFERENCE_KINDS = {"msa": ("a3m", "csv"), "cif": ("mmcif",), "pdb": ("pdb",)}
 SUFFIX = {"a3m": ".a3m", "csv": ".csv", "mmcif": ".cif", "pdb": ".pdb"}
-MAX_MSA_SEQS = 8192  # boltz's --max_msa_seqs: rows past it are not read
 
 
 class PredictParams(serializers.Serializer):
@@ -335,28 +335,14 @@ class PredictKind(JobKind):
         return [ref.upload for ref in references(params["input"])]
 
     def gpu_memory(self, params: dict, inputs: list) -> int:
-        """GPU memory a prediction needs, from its tokens (a residue, or a ligand's atom, each)
-        and the depth of its deepest uploaded MSA (the rows boltz reads, at most 8,192; a
-        protein whose MSA is still to be searched counts as that most):
-
-            4 GiB + tokens² × 9 KiB + tokens × rows × (160 B + 1 KiB)
-
-        The pair representation grows with tokens squared; that factor is fitted under the
-        limits users report for boltz 2 (single sequence): about 1,300 tokens on 24 GB, 2,300
-        on 48 GB, 2,000 to 2,500 on 80 GB (boltz issues #236, #575, #106), so each is predicted
-        to fit; 4 GiB holds the weights and the context. The MSA term is read off the tensors'
-        shapes, not measured: the featurised MSA (a one-hot of 33 classes with its deletion
-        features, about 160 bytes a cell in float32) and the MSA module's representation (64
-        channels, its transitions four times wider, about 1 KiB a cell), both rows × tokens,
-        as `boltz predict` does not subsample the MSA (see the engine). It matters (#611
-        reports more than 5 GB from MSA depth alone): 8,192 rows on 1,000 tokens add 9.7 GB."""
+        """GPU memory a prediction needs (`memory_needed`, jobs/programs/boltz_engine.py), from
+        its tokens and the depth of its deepest uploaded MSA; a protein whose MSA is still to
+        be searched counts as the most rows boltz reads."""
         msas = {ref.upload for ref in references(params["input"]) if ref.what == "msa"}
         depth = max((len(msa_rows(u)[1]) for u in inputs if u.pk in msas), default=0)
         if params.get("msa", "single") != "single" and without_msa(params["input"]):
             depth = MAX_MSA_SEQS  # a search's depth is known only once it ran: the most read
-        size = tokens(params["input"])
-        msa = size * depth * (160 + 2**10)
-        return 4 * 2**30 + size**2 * 9 * 2**10 + msa
+        return memory_needed(tokens(params["input"]), depth)
 
     def engine_options(self) -> dict:
         return {

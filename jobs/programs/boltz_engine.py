@@ -11,8 +11,16 @@ what the CLI gives for the same input, seed, options and checkpoint, whatever ra
   generator while it initialises layers whose weights the checkpoint then replaces; the data
   loader, the featuriser's random augmentation and the diffusion draw after that. The engine
   records the draws its own model load made (`RandomDraws`, at the level of aten ops) and, per
-  job, seeds and replays them: the generator is where the CLI's would be. (It costs drawing as
-  many numbers as the model has parameters: milliseconds for the test model.)
+  job, seeds and replays them: the generator is where the CLI's would be. It costs drawing as
+  many numbers as the model has parameters: milliseconds for the test model, 5.8 s on an
+  H200 node's CPU for the full-size one (bench/gpu.py), more than a small peptide's whole
+  prediction; so the states it ends in are kept per seed, and a job whose seed was seen (a
+  design campaign's candidates share one) starts from them.
+- Not the same: a ligand given as SMILES. boltz embeds its conformer with RDKit's ETKDG and no
+  seed, so RDKit draws from its process-wide generator, which Python cannot reset: the first
+  such ligand an engine prepares gets the conformer a fresh `boltz predict` gives it, later ones
+  (as in one CLI run over a folder of inputs) start from others. Their structures are
+  predictions as good, not byte-identical to a fresh CLI run's. CCD ligands come from `mols/`.
 - The loop. Lightning's `trainer.predict` moves the model back to the CPU after each run (its
   strategy's teardown), so the engine calls the model's `predict_step` itself, as Lightning
   does: the data loader outside, the step under bf16 autocast (`precision="bf16-mixed"`) and
@@ -27,6 +35,7 @@ job without them fails with the reason while the engine goes on serving.
 
 import contextlib
 import hashlib
+import inspect
 import io
 import itertools
 import json
@@ -52,7 +61,27 @@ DEFAULTS = {
     "sampling_steps_affinity": 200,
     "diffusion_samples_affinity": 5,
 }
-MAX_MSA_SEQS = 8192  # boltz's --max_msa_seqs
+MAX_MSA_SEQS = 8192  # boltz's --max_msa_seqs: rows past it are not read
+
+
+def memory_needed(tokens: int, msa_rows: int = 0) -> int:
+    """GPU memory (bytes) a prediction of `tokens` tokens (a residue, or a ligand's atom, each)
+    with an MSA of `msa_rows` rows needs; placement sends a job only to a GPU this large:
+
+        4.5 GiB + tokens² × 13 KiB + tokens³ × 1 B + tokens × rows × (160 B + 1 KiB)
+
+    The first three terms are fitted above what bench/gpu.py measured on an H200 (2026-11-30):
+    the device's memory in use at the peak of a single-sequence prediction by a Boltz-2 of the
+    released widths, 20 to 2,000 tokens, boltz's GPU kernels off (without them it takes more
+    memory; the kernels are optional): 4.2 GiB at 20 tokens, 15.8 at 1,000, 34.2 at 1,500, 55.9
+    at 2,000, each 4 to 12 % under the formula (see the README). Users report about 1,300
+    tokens on 24 GB (boltz issue #236), which agrees. The MSA term is read off the tensors'
+    shapes, not measured: the featurised MSA (a one-hot of 33 classes with its deletion
+    features, about 160 bytes a cell in float32) and the MSA module's representation (64
+    channels, its transitions four times wider, about 1 KiB a cell), both rows × tokens, as
+    `boltz predict` does not subsample the MSA (see SUBSAMPLE_MSA). It matters (#611 reports
+    more than 5 GB from MSA depth alone): 8,192 rows on 1,000 tokens add 9.7 GB."""
+    return 9 * 2**29 + tokens**2 * 13 * 2**10 + tokens**3 + tokens * msa_rows * (160 + 2**10)
 # The best sample's figures a job keeps as metrics (boltz's confidence JSON keys).
 CONFIDENCE = [
     "confidence_score",
@@ -79,6 +108,7 @@ class RandomDraws:
 
     def __init__(self):
         self.calls = []
+        self._after: dict[int, tuple] = {}  # seed -> the generators' states after the replay
 
     def __enter__(self):
         import torch
@@ -118,6 +148,26 @@ class RandomDraws:
         for func, args, kwargs in self.calls:
             func(*[make(a) for a in args], **{k: make(v) for k, v in kwargs.items()})
 
+    def replay_after_seeding(self, seed: int) -> None:
+        """`replay`, just after the generators were seeded with `seed`: the first time for a
+        seed it replays and keeps the states it ends in (a few KB), later it sets them. A
+        full-size Boltz-2 draws 521 M numbers while it loads, seconds on a CPU; a campaign's
+        candidates all share its seed."""
+        import torch
+
+        kept = self._after.get(seed)
+        if kept is None:
+            self.replay()
+            cuda = torch.cuda.is_initialized()
+            kept = (torch.get_rng_state(), torch.cuda.get_rng_state_all() if cuda else None)
+            if len(self._after) >= 256:
+                self._after.pop(next(iter(self._after)))
+            self._after[seed] = kept
+        else:
+            torch.set_rng_state(kept[0])
+            if kept[1] is not None:
+                torch.cuda.set_rng_state_all(kept[1])
+
 
 class BoltzEngine(Engine):
     """Options (the node's, `PredictKind.engine_options`): `cache` (weights and `mols/`),
@@ -155,8 +205,18 @@ class BoltzEngine(Engine):
                 )
         cuda = self.gpu is not None and torch.cuda.is_available()
         self.device = torch.device("cuda" if cuda else "cpu")
-        # The model's setup("predict") rule, which only trainer.predict would apply.
-        self.kernels = cuda and torch.cuda.get_device_properties(self.device).major >= 8
+        # The model's setup("predict") rule, which only trainer.predict would apply, and only
+        # where boltz's kernels are installed: boltz imports cuequivariance_torch inside the
+        # forward pass, so without it a model loaded with kernels on fails at its first job
+        # (as `boltz predict` does without `--no_kernels`).
+        capable = cuda and torch.cuda.get_device_properties(self.device).major >= 8
+        self.kernels = capable and kernels_installed()
+        if capable and not self.kernels:
+            print(
+                "cuequivariance_torch is not installed: boltz's kernels are off "
+                "(pip install 'boltz[cuda]' on this node for faster triangle updates)",
+                flush=True,
+            )
         self.classes = Boltz2, Boltz2DiffusionParams, BoltzSteeringParams
         self.load_arguments = {
             "strict": True,
@@ -172,6 +232,11 @@ class BoltzEngine(Engine):
                 )
             ),
         }
+        # boltz pins Lightning 2.5.0, which unpickles a checkpoint whole. Lightning 2.6 asks
+        # torch for weights only unless told otherwise, and refuses boltz's checkpoints (their
+        # hyper-parameters hold OmegaConf objects); the node's own weights are trusted alike.
+        if "weights_only" in inspect.signature(Boltz2.load_from_checkpoint).parameters:
+            self.load_arguments["weights_only"] = False
         print(f"loading the Boltz-2 structure model from {self.checkpoint}", flush=True)
         self.model, self.draws = self._load_model(self.checkpoint, use_kernels=self.kernels)
         self.provenance = {
@@ -235,7 +300,7 @@ class BoltzEngine(Engine):
         report.progress(2, "preparing the input")
         # The CLI's random state at this point of its run: seeded, then the model's load.
         seed_everything(params["seed"], verbose=False)
-        self.draws.replay()
+        self.draws.replay_after_seeding(params["seed"])
         record, processed = self._prepare(data, work)
 
         report.progress(10, "predicting the structure")
@@ -479,6 +544,13 @@ def _sha256(path: Path) -> str:
         while chunk := f.read(1 << 22):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def kernels_installed() -> bool:
+    """Whether boltz's optional GPU kernels (cuequivariance_torch, `boltz[cuda]`) can load."""
+    import importlib.util
+
+    return importlib.util.find_spec("cuequivariance_torch") is not None
 
 
 def _version(package: str) -> str | None:

@@ -51,7 +51,11 @@ def inspect(say=print) -> dict:
     boltz = result["boltz"]
     if boltz["version"]:
         weights = "present" if boltz["weights"] else f"missing ({', '.join(boltz['missing'])})"
-        say(f"boltz {boltz['version']}; weights in {boltz['cache']}: {weights}")
+        kernels = "installed" if boltz["kernels"] else "not installed"
+        say(
+            f"boltz {boltz['version']}; weights in {boltz['cache']}: {weights}; "
+            f"GPU kernels (cuequivariance): {kernels}"
+        )
     else:
         say("boltz: not installed")
     result["msa_local"] = probe.msa_local_info()

@@ -141,6 +141,7 @@ def test_checknode_reports_this_host_without_the_portal(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "NVIDIA driver: none" in done.stdout and "torch 2.13" in done.stdout
     assert "boltz 2.2.1; weights in" in done.stdout and "missing" in done.stdout
+    assert "GPU kernels (cuequivariance): not installed" in done.stdout
     assert "MSA server: none configured" in done.stdout
     strict = subprocess.run(
         [sys.executable, "manage.py", "checknode", "--predict", "--json"],

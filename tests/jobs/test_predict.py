@@ -76,7 +76,13 @@ def test_predictions_on_the_engine_are_what_boltz_predict_writes_and_load_once(
     boltz_node, boltz_cache, api, alice, project, enqueued, tmp_path
 ):
     jobs = []
-    for name, text, seed in [("prot.yaml", PROTEIN, 0), ("lig.yaml", LIGAND, 3)]:
+    # The third job's seed was the first's: the engine sets the random state it kept from the
+    # first job's replay of its load, after another seed's job ran in between.
+    for name, text, seed in [
+        ("prot.yaml", PROTEIN, 0),
+        ("lig.yaml", LIGAND, 3),
+        ("again.yaml", PROTEIN + "# the same again\n", 0),
+    ]:
         response = submit(
             api, alice, project, upload(api, alice, project, name, text), seed=seed, **FAST
         )
@@ -86,10 +92,14 @@ def test_predictions_on_the_engine_are_what_boltz_predict_writes_and_load_once(
         assert job.state == State.SUCCEEDED, job.error
         jobs.append((job, seed))
 
-    # One engine, loaded once, served both.
-    first, second = engine(jobs[0][0]), engine(jobs[1][0])
-    assert first["pid"] == second["pid"]
-    assert (first["loads"], first["jobs"], second["loads"], second["jobs"]) == ("1", "1", "1", "2")
+    # One engine, loaded once, served all three.
+    first, second, third = (engine(job) for job, _ in jobs)
+    assert first["pid"] == second["pid"] == third["pid"]
+    assert [(e["loads"], e["jobs"]) for e in (first, second, third)] == [
+        ("1", "1"),
+        ("1", "2"),
+        ("1", "3"),
+    ]
 
     for job, seed in jobs:
         record = f"job-{job.pk}"
@@ -365,14 +375,14 @@ def test_gpu_memory_is_estimated_from_the_tokens_and_decides_where_a_prediction_
             format="json",
         )
 
-    # 4 GiB + 1,000² tokens × 9 KiB = 12.6 GiB: only the large GPU takes it.
+    # 4.5 GiB + 1,000² tokens × 13 KiB + 1,000³ B = 17.8 GiB: only the large GPU takes it.
     placed = Job.objects.get(pk=predict(1000).json()["id"])
-    assert placed.gpu_memory == 4 * 2**30 + 1000**2 * 9 * 2**10
+    assert placed.gpu_memory == 4.5 * 2**30 + 1000**2 * 13 * 2**10 + 1000**3
     assert placed.node.name == "large"
-    # 2,000 tokens need 38.3 GiB: more than any GPU of the pool has.
+    # 2,000 tokens need 61.5 GiB: more than any GPU of the pool has.
     refused = predict(2000)
     assert refused.status_code == 400 and refused.json()["code"] == "job_too_big"
-    assert "about 38.3 GiB" in refused.json()["detail"]
+    assert "about 61.5 GiB" in refused.json()["detail"]
     assert "the largest GPU in the pool has 24.0 GiB" in refused.json()["detail"]
 
 

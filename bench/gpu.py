@@ -1,0 +1,486 @@
+"""GPU: what a GPU node runs, on a real NVIDIA GPU, part by part, without the portal itself.
+
+    python bench/gpu.py [--sizes 20,200,500,1000,1500] [--budget 480] [--json FILE]
+
+Nothing here needs the database or the broker: these are the programs a node runs (they import
+no Django), driven as its runner drives them. Each part prints its table as it ends; a part
+that fails prints why and the others still run.
+
+1. telemetry: what the node's agent reports in its heartbeats (nodes/probe.py: NVML's GPUs,
+   driver, memory, utilisation, temperature) and the `check` job's CUDA check.
+2. training: the `train` job's program (jobs/programs/train.py) on a synthetic regression data
+   set, on the GPU and on the CPU.
+3. warm engine: the tiny random Boltz-2 the tests build (tests/boltzkit.py). 16 predictions
+   through one resident engine (jobs/engine_server.py with jobs/programs/boltz_engine.py, as a
+   node's runner starts it, over its socket) against 4 cold `boltz predict` processes.
+4. memory: a Boltz-2 of the released model's widths (boltz's structurev2 training config:
+   token_s 384, token_z 128, atom_s 128, atom_z 16, 24 diffusion transformer blocks; the CLI's
+   64 pairformer blocks), randomly initialised: the weights cannot be downloaded here, and a
+   forward pass costs the same whatever their values. Single proteins of SIZES residues, in
+   ascending order, through one engine (the first, smallest, with 10 sampling steps: what a
+   job costs besides the model's work; the others with 20): the GPU memory at the peak (NVML,
+   the whole device:
+   context, weights and the allocator's cache, which is what another job would find taken),
+   the time, and `memory_needed` (jobs/programs/boltz_engine.py), the figure placement uses.
+   One more prediction at the middle size with boltz's defaults (3 recycling steps, 200
+   sampling steps) gives the time of an ordinary job.
+
+On a machine without CUDA every part says so and runs on the CPU where it can (part 4 with the
+first two sizes): a rehearsal, not a measurement.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from jobs.engine_server import END  # noqa: E402  (after the path)
+from jobs.programs.boltz_engine import memory_needed  # noqa: E402
+from nodes import probe  # noqa: E402
+
+AMINO = "ACDEFGHIKLMNPQRSTVWY"
+TARGET = "MKTAYIAKQRQISFVKSHFSRQLE"  # bench/design.py's target
+FAST = {"recycling_steps": 0, "sampling_steps": 10, "diffusion_samples": 1}
+GiB = 2**30
+DEADLINE = float("inf")  # main sets it from --budget
+
+
+def late() -> bool:
+    return time.monotonic() > DEADLINE
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def table(title: str, header: list[str], rows: list[list]) -> None:
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows, strict=True)]
+    print(f"\n{title}")
+    for row in [header, *rows]:
+        print(
+            "  ".join(
+                str(x).rjust(w) if i else str(x).ljust(w)
+                for i, (x, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+    sys.stdout.flush()
+
+
+# --- 1. telemetry ---------------------------------------------------------------------------
+
+
+def telemetry(results: dict) -> None:
+    from jobs.programs.check import cuda_works
+
+    gpus = probe.gpu_snapshot()
+    results["telemetry"] = {
+        "driver": probe.driver_version(),
+        "gpus": gpus,
+        "system": probe.system_snapshot(),
+        "torch": probe.torch_info(),
+        "cuda": cuda_works(),
+        "boltz": probe.boltz_info(),
+    }
+    rows = [
+        [
+            g["index"],
+            g["name"],
+            f"{g['memory_total'] / GiB:.1f}",
+            f"{g['memory_used'] / GiB:.2f}",
+            g["utilization"],
+            g["temperature"],
+        ]
+        for g in gpus
+    ]
+    table(
+        f"1. telemetry (NVML, driver {results['telemetry']['driver']}; as the heartbeat "
+        "reports it)",
+        ["GPU", "name", "GiB", "used GiB", "util %", "°C"],
+        rows or [["-", "no GPU", "", "", "", ""]],
+    )
+    torch_info, cuda = results["telemetry"]["torch"], results["telemetry"]["cuda"]
+    print(
+        f"torch {torch_info['version']} (CUDA {torch_info.get('cuda_version')}); the check "
+        f"job's matmul on the GPU: {'ok' if cuda.get('matmul_ok') else cuda}; boltz "
+        f"{results['telemetry']['boltz']['version']}, GPU kernels (cuequivariance) "
+        f"{'installed' if results['telemetry']['boltz']['kernels'] else 'not installed'}"
+    )
+
+
+# --- 2. training ----------------------------------------------------------------------------
+
+
+def training(results: dict, work: Path) -> None:
+    rng = random.Random(0)
+    data = work / "train.csv"
+    with data.open("w") as f:
+        f.write("sequence,label\n")
+        for _ in range(20000):
+            sequence = "".join(rng.choice(AMINO) for _ in range(rng.randint(50, 300)))
+            label = sequence.count("K") / len(sequence) + rng.gauss(0, 0.01)
+            f.write(f"{sequence},{label:.5f}\n")
+    params = {
+        "task": "regression", "epochs": 3, "lr": 1e-3, "batch_size": 64, "val_fraction": 0.2,
+        "seed": 0, "notes": "", "sequence_column": "sequence", "label_column": "label",
+    }  # fmt: skip
+    rows, results["training"] = [], {}
+    devices = ["cuda", "cpu"] if cuda_available() else ["cpu"]
+    for device in devices:
+        out = work / f"train-{device}"
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        }
+        if device == "cpu":
+            env["CUDA_VISIBLE_DEVICES"] = ""
+        began = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "jobs.programs.train", "--data", str(data), "--kind", "csv",
+             "--out", str(out), "--params", json.dumps(params)],
+            env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        seconds = time.monotonic() - began
+        if done.returncode:
+            raise RuntimeError(f"train on {device} failed: {done.stderr[-2000:]}")
+        metrics = (
+            json.loads((out / "metrics.json").read_text())
+            if (out / "metrics.json").exists()
+            else {}
+        )
+        log = (out / "train.log").read_text().splitlines()
+        results["training"][device] = {"seconds": seconds, "metrics": metrics, "log_tail": log[-3:]}
+        rows.append([device, f"{seconds:.1f}", log[-1][:80] if log else ""])
+    table(
+        "2. training: 20,000 sequences of 50-300 residues, 3 epochs, batch 64 (the train job's "
+        "program, whole run)",
+        ["device", "s", "last log line"],
+        rows,
+    )
+
+
+# --- 3 and 4: Boltz-2 through a resident engine ---------------------------------------------
+
+
+class Peak:
+    """The most GPU memory in use on the device (NVML) while it runs, polled every 20 ms."""
+
+    def __init__(self):
+        self.value = 0
+        self._stop = threading.Event()
+
+    def __enter__(self):
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+        except Exception:
+            return self
+
+        def poll():
+            while not self._stop.is_set():
+                self.value = max(self.value, pynvml.nvmlDeviceGetMemoryInfo(handle).used)
+                time.sleep(0.02)
+            pynvml.nvmlShutdown()
+
+        self._thread = threading.Thread(target=poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if hasattr(self, "_thread"):
+            self._thread.join()
+
+
+class Engine:
+    """A resident Boltz-2 engine process, started and spoken to as a node's runner does."""
+
+    def __init__(self, work: Path, options: dict, gpu: int | None):
+        self.work = work
+        self.socket = work / "engine.sock"
+        self.log = open(work / "engine.log", "w")  # noqa: SIM115  (closed in stop)
+        command = [
+            sys.executable, "-m", "jobs.engine_server",
+            "--engine", "jobs.programs.boltz_engine.BoltzEngine", "--kind", "predict",
+            "--socket", str(self.socket), "--slot", "0", "--options", json.dumps(options),
+        ]  # fmt: skip
+        if gpu is not None:
+            command += ["--gpu", str(gpu)]
+        self.began = time.monotonic()
+        self.process = subprocess.Popen(
+            command, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        while not self.socket.exists():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the engine did not load: {self.tail()}")
+            time.sleep(0.05)
+        self.load_seconds = time.monotonic() - self.began
+
+    def tail(self) -> str:
+        self.log.flush()
+        return "".join((self.work / "engine.log").read_text().splitlines(True)[-15:])
+
+    def predict(self, name: str, document: dict, params: dict) -> dict:
+        job = self.work / name
+        (job / "out").mkdir(parents=True)
+        request = {
+            "document": document, "archived": document, "attached": [], "record": name,
+            "work": str(job / "boltz"), "out": str(job / "out"), "params": params,
+        }  # fmt: skip
+        began = time.monotonic()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+            connection.connect(str(self.socket))
+            connection.sendall((json.dumps(request) + "\n").encode())
+            lines = connection.makefile("r", encoding="utf-8")
+            status = {"status": "error", "error": "the engine closed the connection"}
+            said = []
+            for line in lines:
+                if line.startswith(END):
+                    status = json.loads(line[len(END) :])
+                    break
+                said.append(line.rstrip())
+        status["seconds"] = time.monotonic() - began
+        if status["status"] != "ok":
+            status["said"] = said[-10:]
+        confidence = next((job / "out").glob("confidence_*.json"), None)
+        if confidence:
+            status["confidence"] = json.loads(confidence.read_text())
+        return status
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+def protein(sequence: str, chain: str = "A") -> dict:
+    return {"protein": {"id": chain, "sequence": sequence, "msa": "empty"}}
+
+
+def candidates(count: int) -> list[dict]:
+    """bench/design.py's generation: linear binders of 8-12 residues against its target."""
+    rng = random.Random(7)
+    return [
+        {"version": 1, "sequences": [
+            protein(TARGET, "A"),
+            protein("".join(rng.choice(AMINO) for _ in range(rng.randint(8, 12))), "B"),
+        ]}
+        for _ in range(count)
+    ]  # fmt: skip
+
+
+def warm_engine(results: dict, work: Path, cache: dict) -> None:
+    import yaml
+
+    gpu = 0 if cuda_available() else None
+    options = {k: str(cache[k]) for k in ("cache", "checkpoint", "affinity_checkpoint")}
+    (work / "tiny-engine").mkdir()
+    engine = Engine(work / "tiny-engine", options, gpu)
+    try:
+        jobs = [
+            engine.predict(f"candidate{i:02d}", document, {**FAST, "seed": i})
+            for i, document in enumerate(candidates(16))
+        ]
+    finally:
+        engine.stop()
+    failed = [j for j in jobs if j["status"] != "ok"]
+    if failed:
+        raise RuntimeError(f"{len(failed)} of 16 failed: {failed[0]}")
+    cold = []
+    kernels = probe.boltz_info()["kernels"]
+    for i, document in enumerate(candidates(4)):
+        if late() and cold:
+            break
+        path = work / f"cold{i}.yaml"
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
+        command = [
+            sys.executable, "-m", "boltz.main", "predict", str(path),
+            "--out_dir", str(work / f"cold{i}"),
+            "--cache", str(cache["cache"]), "--checkpoint", str(cache["checkpoint"]),
+            "--accelerator", "gpu" if gpu is not None else "cpu", "--num_workers", "0",
+            "--recycling_steps", "0", "--sampling_steps", "10", "--seed", str(i),
+        ]  # fmt: skip
+        if gpu is None or not kernels:
+            command.append("--no_kernels")
+        began = time.monotonic()
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        if done.returncode:
+            raise RuntimeError(f"cold boltz predict failed: {done.stderr[-2000:]}")
+        cold.append(time.monotonic() - began)
+    warm = [j["seconds"] for j in jobs]
+    results["warm_engine"] = {"load": engine.load_seconds, "jobs": warm, "cold": cold}
+    per_cold = sum(cold) / len(cold)
+    portal = engine.load_seconds + sum(warm)
+    table(
+        f"3. one generation of 16 candidates (tiny random Boltz-2 on "
+        f"{'the GPU' if gpu is not None else 'the CPU'}, 0 recycling, 10 sampling steps)",
+        ["", "s", "s / candidate"],
+        [
+            ["resident engine: its one load", f"{engine.load_seconds:.1f}", ""],
+            ["resident engine: 16 jobs", f"{sum(warm):.1f}", f"{sum(warm) / 16:.2f}"],
+            ["resident engine: load + 16 jobs", f"{portal:.1f}", f"{portal / 16:.2f}"],
+            [f"cold `boltz predict` (mean of {len(cold)}) x 16", f"{per_cold * 16:.1f}",
+             f"{per_cold:.2f}"],
+        ],
+    )  # fmt: skip
+    print(f"cold / warm: {per_cold * 16 / portal:.1f}x fewer seconds through the engine")
+
+
+def full_width_checkpoint(path: Path) -> Path:
+    """A randomly initialised Boltz-2 of the released model's widths (see the module's text)."""
+    from tests.boltzkit import structure_hparams, write_checkpoint
+
+    hparams = structure_hparams()
+    hparams.update(atom_s=128, atom_z=16, token_s=384, token_z=128)
+    hparams["embedder_args"].update(atom_encoder_depth=3, atom_encoder_heads=4)
+    hparams["template_args"] = {"template_dim": 64, "template_blocks": 2}
+    hparams["score_model_args"].update(
+        dim_fourier=256, atom_encoder_depth=3, atom_encoder_heads=4, token_transformer_depth=24,
+        token_transformer_heads=16, atom_decoder_depth=3, atom_decoder_heads=4,
+        conditioning_transition_layers=2,
+    )  # fmt: skip
+    hparams["confidence_model_args"]["pairformer_args"] = {
+        "num_blocks": 8, "num_heads": 16, "dropout": 0.0,
+    }  # fmt: skip
+    return write_checkpoint(path, hparams)
+
+
+def memory(results: dict, work: Path, cache: dict, sizes: list[int]) -> None:
+    import torch
+
+    began = time.monotonic()
+    checkpoint = full_width_checkpoint(work / "full-width.ckpt")
+    built = time.monotonic() - began
+    parameters = sum(
+        t.numel()
+        for t in torch.load(checkpoint, mmap=True, weights_only=False)["state_dict"].values()
+    )
+    gpu = 0 if cuda_available() else None
+    options = {"cache": str(cache["cache"]), "checkpoint": str(checkpoint),
+               "affinity_checkpoint": str(cache["affinity_checkpoint"])}  # fmt: skip
+    (work / "full-engine").mkdir()
+    rng = random.Random(1)
+    with Peak() as idle:
+        engine = Engine(work / "full-engine", options, gpu)
+        time.sleep(0.1)
+    rows, results["memory"] = [], {"parameters": parameters, "build": built,
+                                   "load": engine.load_seconds, "after_load": idle.value,
+                                   "sizes": []}  # fmt: skip
+    try:
+        # The smallest size with 10 sampling steps, twice with one seed: what a job costs
+        # besides the model's work, the first time with the replay of the load's random draws,
+        # the second with the states kept from it (as a campaign's candidates, one seed).
+        # Then the sizes upward (each peak the most so far), and an ordinary job, whose peak
+        # only says what the allocator kept from the largest.
+        runs = [(sizes[0], FAST, "first of its seed"), (sizes[0], FAST, "same seed again")]
+        runs += [(n, FAST | {"sampling_steps": 20}, "") for n in sizes[1:]]
+        ordinary = {"recycling_steps": 3, "sampling_steps": 200, "diffusion_samples": 1}
+        runs.append((sizes[len(sizes) // 2], ordinary, "boltz's defaults"))
+        for number, (n, params, note) in enumerate(runs):
+            if late():
+                rows.append([n, "", "", "", "", "", "skipped: past --budget"])
+                continue
+            sequence = "".join(rng.choice(AMINO) for _ in range(n))
+            with Peak() as peak:
+                done = engine.predict(
+                    f"p{number}-{n}",
+                    {"version": 1, "sequences": [protein(sequence)]},
+                    {**params, "seed": 0},
+                )
+            estimate = memory_needed(n)
+            measured = peak.value and params is not ordinary
+            results["memory"]["sizes"].append(
+                {"tokens": n, "params": params, "note": note, "peak": peak.value,
+                 "estimate": estimate, "seconds": done["seconds"], "status": done["status"],
+                 "error": done.get("error")})  # fmt: skip
+            rows.append([
+                n, f"{params['recycling_steps']}/{params['sampling_steps']}",
+                f"{done['seconds']:.1f}", f"{peak.value / GiB:.1f}" if measured else "-",
+                f"{estimate / GiB:.1f}", f"{estimate / peak.value:.2f}" if measured else "-",
+                note if done["status"] == "ok" else done.get("error", "")[:60],
+            ])  # fmt: skip
+            if done["status"] != "ok":
+                break
+    finally:
+        engine.stop()
+    table(
+        f"4. a full-width random Boltz-2 ({parameters / 1e6:.0f} M parameters; built in "
+        f"{built:.0f} s, loaded by the engine in {engine.load_seconds:.1f} s; "
+        f"{idle.value / GiB:.1f} GiB in use on the GPU after the load)",
+        ["tokens", "recycle/steps", "s", "peak GiB", "estimate GiB", "est / peak", ""],
+        rows,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="20,200,500,1000,1500")
+    parser.add_argument("--parts", default="telemetry,warm,memory,training")
+    parser.add_argument(
+        "--budget", type=float, default=480, help="seconds after which no new prediction starts"
+    )
+    parser.add_argument("--json", type=Path, help="also write every figure here")
+    args = parser.parse_args()
+    from tests.boltzkit import make_boltz_cache
+
+    parts = args.parts.split(",")
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if not cuda_available():
+        print("CUDA is not available: a rehearsal on the CPU, not a measurement", flush=True)
+        sizes = sizes[:2]
+    global DEADLINE
+    DEADLINE = time.monotonic() + args.budget
+    results: dict = {"failed": {}}
+    work = Path(tempfile.mkdtemp(prefix="portal-gpu-"))
+    try:
+        cache = None
+        for name, part in [("telemetry", telemetry), ("warm", warm_engine),
+                           ("memory", memory), ("training", training)]:  # fmt: skip
+            if name not in parts:
+                continue
+            if late():
+                print(f"\n{name}: skipped, past --budget", flush=True)
+                continue
+            began = time.monotonic()
+            try:
+                if name in ("warm", "memory") and cache is None:
+                    cache = make_boltz_cache(work / "boltz-cache")
+                arguments = {"telemetry": (results,), "training": (results, work),
+                             "warm": (results, work, cache),
+                             "memory": (results, work, cache, sizes)}[name]  # fmt: skip
+                part(*arguments)
+            except Exception as exc:  # one part's failure is reported; the others still run
+                import traceback
+
+                traceback.print_exc()
+                results["failed"][name] = f"{type(exc).__name__}: {exc}"
+                print(f"\n{name}: FAILED: {results['failed'][name][:3000]}", flush=True)
+            print(f"({name} took {time.monotonic() - began:.0f} s)", flush=True)
+    finally:
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2, default=str))
+        with contextlib.suppress(Exception):
+            shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()
