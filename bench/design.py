@@ -19,10 +19,11 @@ binders of 8-12 residues against a 24-residue target is predicted three ways:
 - through the portal, two nodes (two `runnode`s, one CPU slot each, engines loaded afresh):
   the generation's wall time against the one-node run's.
 
-A CPU slot is not a core: the engine and `boltz predict` both use every core torch sees. This
-machine has 2 cores, so two CPU nodes (and the web server, the scheduler and PostgreSQL)
-contend for them: two nodes cannot be twice as fast here. The scheduler sweeps every second
-(PORTAL_SCHEDULER_INTERVAL=1), which moves the campaign on; the default is 5 s.
+A node shares its host's cores out among its slots (`runnode --threads-per-slot`): the one
+node's engine uses every core, as each cold `boltz predict` does; the two nodes, on the same
+host, one half each. They still share it with the web server, the scheduler and PostgreSQL.
+The scheduler sweeps every second (PORTAL_SCHEDULER_INTERVAL=1), which moves the campaign on;
+the default is 5 s.
 
 Goal: the portal at least 4x fewer slot-seconds than the cold processes.
 """
@@ -117,15 +118,19 @@ class Portal:
         self.session.headers["Authorization"] = f"Token {key}"
 
     def add_nodes(self, *names: str) -> None:
-        """Start `runnode`s of one CPU slot each and wait until each can predict."""
+        """Start `runnode`s of one CPU slot each and wait until each can predict. Nodes that
+        share this host share its cores out, as an operator would tell them to."""
         from bench.dispatch import wait_for
         from nodes.models import Node
         from nodes.services import node_create
 
+        threads = str(max(1, (os.cpu_count() or 1) // len(names)))
         for name in names:
             _, token = node_create(name=name, cpu_slots=1)
             self.nodes[name] = self.processes.start(
-                name, "runnode", name, "--portal", self.url, PORTAL_NODE_TOKEN=token
+                name,
+                *("runnode", name, "--portal", self.url, "--threads-per-slot", threads),
+                PORTAL_NODE_TOKEN=token,
             )
         for name in names:
             wait_for(
@@ -302,10 +307,9 @@ def report(n: int, one: dict, two: dict, cold_times: list[float], load: dict) ->
     loads = " and ".join(f"{s:.1f} s" for s in two["engine_loads"]) or "?"
     print(
         f"\nNote: this machine has {os.cpu_count()} cores. The two CPU nodes "
-        f"({', '.join(two['nodes'])}) load their engines ({loads})\nand predict at the same "
-        "time on them, sharing them with each other, the web server, the scheduler and\n"
-        "PostgreSQL. A CPU slot does not limit torch's threads: each engine uses every core, "
-        "so two\nengines oversubscribe two cores: two nodes are not expected to be faster here."
+        f"({', '.join(two['nodes'])}) load their engines ({loads}) and predict\nat the same "
+        "time, each on its share of the cores (`--threads-per-slot`), beside the web server, "
+        "the\nscheduler and PostgreSQL; the one node's engine used them all."
     )
     print(
         "The machine's 1-minute load average after each part (other work running at the same "

@@ -34,9 +34,18 @@ def _die_with_parent():
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+# What the numeric libraries read for their thread pools (torch's intra-op threads follow
+# OMP_NUM_THREADS).
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
 def job_environment(gpu: int | None, extra: dict) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(HIDDEN_ENV)}
     env["CUDA_VISIBLE_DEVICES"] = "" if gpu is None else str(gpu)
+    # The slot's share of the host's cores, so that jobs side by side do not each take every
+    # core; a limit the node's own environment sets stays.
+    if settings.PORTAL_THREADS_PER_SLOT and not any(name in env for name in THREAD_ENV):
+        env.update(dict.fromkeys(THREAD_ENV, str(settings.PORTAL_THREADS_PER_SLOT)))
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in [str(settings.BASE_DIR), env.get("PYTHONPATH", "")] if p

@@ -332,6 +332,10 @@ PORTAL_JOB_KIND_MODULES = env.list("PORTAL_JOB_KIND_MODULES", default=[])
 # Set for a node's processes by `runnode`.
 PORTAL_NODE_NAME = env.str("PORTAL_NODE_NAME", default="")
 PORTAL_NODE_BOOT_ID = env.str("PORTAL_NODE_BOOT_ID", default="")
+# The CPU threads each job and engine of the node may use (OMP_NUM_THREADS and the like);
+# `runnode --threads-per-slot`, by default the host's cores shared out among its slots. 0: no
+# limit (every process uses every core).
+PORTAL_THREADS_PER_SLOT = env.int("PORTAL_THREADS_PER_SLOT", default=0)
 
 # --- Monitoring -----------------------------------------------------------------------------
 # Prometheus scrapes /metrics from these addresses or networks, or with

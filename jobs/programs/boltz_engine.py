@@ -82,6 +82,8 @@ def memory_needed(tokens: int, msa_rows: int = 0) -> int:
     `boltz predict` does not subsample the MSA (see SUBSAMPLE_MSA). It matters (#611 reports
     more than 5 GB from MSA depth alone): 8,192 rows on 1,000 tokens add 9.7 GB."""
     return 9 * 2**29 + tokens**2 * 13 * 2**10 + tokens**3 + tokens * msa_rows * (160 + 2**10)
+
+
 # The best sample's figures a job keeps as metrics (boltz's confidence JSON keys).
 CONFIDENCE = [
     "confidence_score",

@@ -40,10 +40,13 @@ def inspect(say=print) -> dict:
     result["system"] = probe.system_snapshot()
     result["torch"] = probe.torch_info(check_cuda=False)
     if result["torch"]["version"]:
+        import torch
+
         result["torch"]["cuda"] = cuda_works()
+        result["torch"]["threads"] = torch.get_num_threads()
         say(
-            f"torch {result['torch']['version']}; CUDA "
-            f"{'works' if result['torch']['cuda']['available'] else 'not available'}"
+            f"torch {result['torch']['version']} ({result['torch']['threads']} CPU threads); "
+            f"CUDA {'works' if result['torch']['cuda']['available'] else 'not available'}"
         )
     else:
         say("torch: not installed")

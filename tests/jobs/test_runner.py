@@ -1,5 +1,6 @@
 """The runner on its own: it runs a placed job in this process, as a node's worker would."""
 
+import json
 import os
 import signal
 import threading
@@ -85,6 +86,28 @@ def test_the_job_runs_with_no_gpu_and_without_the_portals_secrets(
     env = processes.job_environment(None, {})
     assert env["CUDA_VISIBLE_DEVICES"] == "" and "DATABASE_URL" not in env
     assert processes.job_environment(1, {})["CUDA_VISIBLE_DEVICES"] == "1"
+
+
+def test_a_job_uses_its_slots_share_of_the_cores(
+    make_node, submit, enqueued, settings, monkeypatch
+):
+    """runnode shares the host's cores out among its slots (PORTAL_THREADS_PER_SLOT); torch
+    would otherwise take every core (2 here) in each of the jobs running side by side."""
+
+    def threads() -> int:
+        job = submit(kind="check")
+        place_and_run(job, enqueued)
+        assert job.state == State.SUCCEEDED, job.error
+        check = job.artifacts.get(name="check.json")
+        return json.loads(default_storage.open(check.storage_key).read())["torch"]["threads"]
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    make_node(runner=True)
+    settings.PORTAL_THREADS_PER_SLOT = 1
+    assert threads() == 1
+    # A limit the node's own environment sets stays.
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert threads() == 2
 
 
 def test_inputs_are_fetched_into_the_scratch_directory(make_node, project, alice, api, enqueued):

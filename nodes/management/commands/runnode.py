@@ -31,8 +31,15 @@ class Command(BaseCommand):
         )
         parser.add_argument("--portal", required=True, help="the portal's URL")
         parser.add_argument("--workers", type=int, default=0, help="default: the node's slots + 1")
+        parser.add_argument(
+            "--threads-per-slot",
+            type=int,
+            default=None,
+            help="CPU threads each job and engine may use (default: the host's cores divided "
+            "by the node's slots; 0: no limit)",
+        )
 
-    def handle(self, *args, name, token, portal, workers, **options):
+    def handle(self, *args, name, token, portal, workers, threads_per_slot, **options):
         if not token:
             raise CommandError("Give the node's token: --token or PORTAL_NODE_TOKEN.")
         self.stop = threading.Event()
@@ -44,9 +51,13 @@ class Command(BaseCommand):
         if config["name"] != name:
             raise CommandError(f"That token belongs to node '{config['name']}', not '{name}'.")
         self.workers = workers or config["slots"] + 1
+        if threads_per_slot is None:
+            threads_per_slot = max(1, (psutil.cpu_count() or 1) // max(1, config["slots"]))
+        self.threads = threads_per_slot
         self.stdout.write(
             f"node {name}: queue {config['queue']}, {config['slots']} slot(s), "
-            f"{self.workers} worker(s); portal {portal}"
+            f"{self.workers} worker(s), "
+            f"{self.threads or 'unlimited'} CPU thread(s) per slot; portal {portal}"
         )
         cluster = self.start_cluster(name, config["queue"], agent.boot_id)
         beats = threading.Thread(
@@ -91,6 +102,7 @@ class Command(BaseCommand):
             "PORTAL_NODE_NAME": name,
             "PORTAL_NODE_BOOT_ID": boot_id,
             "PORTAL_NODE_PID": str(os.getpid()),
+            "PORTAL_THREADS_PER_SLOT": str(self.threads),
         }
         env.pop("PORTAL_NODE_TOKEN", None)
         return subprocess.Popen(
