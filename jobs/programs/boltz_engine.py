@@ -16,11 +16,9 @@ what the CLI gives for the same input, seed, options and checkpoint, whatever ra
   H200 node's CPU for the full-size one (bench/gpu.py), more than a small peptide's whole
   prediction; so the states it ends in are kept per seed, and a job whose seed was seen (a
   design campaign's candidates share one) starts from them.
-- Not the same: a ligand given as SMILES. boltz embeds its conformer with RDKit's ETKDG and no
-  seed, so RDKit draws from its process-wide generator, which Python cannot reset: the first
-  such ligand an engine prepares gets the conformer a fresh `boltz predict` gives it, later ones
-  (as in one CLI run over a folder of inputs) start from others. Their structures are
-  predictions as good, not byte-identical to a fresh CLI run's. CCD ligands come from `mols/`.
+- RDKit's random state. boltz embeds a SMILES ligand's conformer with RDKit and no seed, from
+  RDKit's process-wide generator, which Python cannot reset; each input is prepared in a fresh
+  child of a fork server that never embedded anything (`prepare_input`), as in a fresh CLI.
 - The loop. Lightning's `trainer.predict` moves the model back to the CPU after each run (its
   strategy's teardown), so the engine calls the model's `predict_step` itself, as Lightning
   does: the data loader outside, the step under bf16 autocast (`precision="bf16-mixed"`) and
@@ -36,11 +34,12 @@ job without them fails with the reason while the engine goes on serving.
 import contextlib
 import hashlib
 import inspect
-import io
 import itertools
 import json
+import multiprocessing
 import os
 import shutil
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -205,6 +204,12 @@ class BoltzEngine(Engine):
                     f"no Boltz-2 weights at {path}; run `manage.py boltzweights` on this node "
                     "(or set PORTAL_BOLTZ_CACHE / PORTAL_BOLTZ_CHECKPOINT)"
                 )
+        # Each input is prepared in a child of a fork server that imports boltz once
+        # (`prepare_input`); its first child waits for those imports, made beside the model's.
+        self.preparer = multiprocessing.get_context("forkserver")
+        self.preparer.set_forkserver_preload(["jobs.programs.boltz_engine", "boltz.main"])
+        preparer_ready = threading.Thread(target=self._start_preparer, daemon=True)
+        preparer_ready.start()
         cuda = self.gpu is not None and torch.cuda.is_available()
         self.device = torch.device("cuda" if cuda else "cpu")
         # The model's setup("predict") rule, which only trainer.predict would apply, and only
@@ -252,12 +257,18 @@ class BoltzEngine(Engine):
             "kernels": self.kernels,
         }
         self.affinity = None  # loaded when a job first asks for affinity
+        preparer_ready.join()
         self.loads, self.jobs = 1, 0
         print(
             f"Boltz-2 ready on {self.device} in {time.monotonic() - began:.1f} s "
             f"(kernels {'on' if self.kernels else 'off'})",
             flush=True,
         )
+
+    def _start_preparer(self) -> None:
+        first = self.preparer.Process(target=os.getpid)
+        first.start()
+        first.join()
 
     def _load_model(self, checkpoint: Path, **extra):
         Boltz2, _, BoltzSteeringParams = self.classes
@@ -342,28 +353,23 @@ class BoltzEngine(Engine):
         report.progress(100, "done")
 
     def _prepare(self, data: Path, work: Path):
-        """boltz's own preparation of the input; what it printed is the reason if it failed."""
+        """boltz's own preparation of the input, in a child of the engine's fork server (see
+        `prepare_input`); what it printed is the reason if it failed."""
         from boltz.data.types import Manifest
-        from boltz.main import process_inputs
 
-        said = io.StringIO()
-        with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
-            process_inputs(
-                data=[data],
-                out_dir=work,
-                ccd_path=self.cache / "ccd.pkl",
-                mol_dir=self.mols,
-                use_msa_server=False,
-                msa_server_url="",
-                msa_pairing_strategy="greedy",
-                boltz2=True,
-                preprocessing_threads=1,
-                max_msa_seqs=MAX_MSA_SEQS,
-            )
+        said = work / "prepare.log"
+        child = self.preparer.Process(
+            target=prepare_input, args=(str(data), str(work), str(self.cache), str(said))
+        )
+        child.start()
+        child.join()
         processed = work / "processed"
-        records = Manifest.load(processed / "manifest.json").records
+        manifest = processed / "manifest.json"
+        records = Manifest.load(manifest).records if manifest.exists() else []
         if [r.id for r in records] != [data.stem]:
-            lines = [line for line in said.getvalue().splitlines() if line.strip()]
+            lines = [line for line in said.read_text().splitlines() if line.strip()]
+            if child.exitcode:
+                lines.append(f"the preparation ended with exit code {child.exitcode}")
             reason = next(
                 (line for line in reversed(lines) if line.startswith("Failed to process")),
                 lines[-1] if lines else "no record came out",
@@ -546,6 +552,36 @@ def _sha256(path: Path) -> str:
         while chunk := f.read(1 << 22):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def prepare_input(data: str, work: str, cache: str, said: str) -> None:
+    """`process_inputs` on one input, as `boltz predict` runs it, its output into `said`.
+
+    It runs in a process forked from the engine's fork server, which imported boltz and never
+    prepares anything itself: a ligand given as SMILES gets its conformer from RDKit's ETKDG
+    with no seed, so from RDKit's process-wide generator, which Python cannot reset. Forked
+    from a process that never embedded a molecule, each job's first ligand gets what a fresh
+    `boltz predict` process gives it, however many jobs the engine ran before. It draws
+    nothing from torch's, numpy's or Python's generators."""
+    from boltz.main import process_inputs
+
+    with (
+        open(said, "w") as out,  # noqa: PTH123
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(out),
+    ):
+        process_inputs(
+            data=[Path(data)],
+            out_dir=Path(work),
+            ccd_path=Path(cache) / "ccd.pkl",
+            mol_dir=Path(cache) / "mols",
+            use_msa_server=False,
+            msa_server_url="",
+            msa_pairing_strategy="greedy",
+            boltz2=True,
+            preprocessing_threads=1,
+            max_msa_seqs=MAX_MSA_SEQS,
+        )
 
 
 def kernels_installed() -> bool:

@@ -77,11 +77,12 @@ def test_predictions_on_the_engine_are_what_boltz_predict_writes_and_load_once(
 ):
     jobs = []
     # The third job's seed was the first's: the engine sets the random state it kept from the
-    # first job's replay of its load, after another seed's job ran in between.
+    # first job's replay of its load, after another seed's job ran in between. Its ligand is
+    # the engine's second SMILES: RDKit embeds it as a fresh `boltz predict` would.
     for name, text, seed in [
         ("prot.yaml", PROTEIN, 0),
         ("lig.yaml", LIGAND, 3),
-        ("again.yaml", PROTEIN + "# the same again\n", 0),
+        ("again.yaml", LIGAND + "# the same again\n", 0),
     ]:
         response = submit(
             api, alice, project, upload(api, alice, project, name, text), seed=seed, **FAST
