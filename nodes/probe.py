@@ -160,10 +160,15 @@ def boltz_info(cache: Path | None = None, checkpoint: Path | None = None) -> dic
         "checkpoint": str(checkpoint),
         "weights": not missing,
         "missing": missing,
-        # boltz's optional GPU kernels (`boltz[cuda]`); without them a GPU predicts more slowly.
-        "kernels": importlib.util.find_spec("cuequivariance_torch") is not None,
+        "kernels": kernels_installed(),
         "ready": version is not None and not missing,
     }
+
+
+def kernels_installed() -> bool:
+    """Whether boltz's optional GPU kernels (cuequivariance_torch, `boltz[cuda]`) can load;
+    without them a GPU predicts with PyTorch's own operations, slower and in more memory."""
+    return importlib.util.find_spec("cuequivariance_torch") is not None
 
 
 def warm_engines(directory: Path) -> list[dict]:

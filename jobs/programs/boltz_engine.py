@@ -48,6 +48,7 @@ import yaml
 
 from jobs import report
 from jobs.engine_server import Engine
+from nodes import probe
 
 # boltz's own defaults (boltz.main.predict), for a parameter a job does not give.
 DEFAULTS = {
@@ -217,7 +218,7 @@ class BoltzEngine(Engine):
         # forward pass, so without it a model loaded with kernels on fails at its first job
         # (as `boltz predict` does without `--no_kernels`).
         capable = cuda and torch.cuda.get_device_properties(self.device).major >= 8
-        self.kernels = capable and kernels_installed()
+        self.kernels = capable and probe.kernels_installed()
         if capable and not self.kernels:
             print(
                 "cuequivariance_torch is not installed: boltz's kernels are off "
@@ -367,7 +368,8 @@ class BoltzEngine(Engine):
         manifest = processed / "manifest.json"
         records = Manifest.load(manifest).records if manifest.exists() else []
         if [r.id for r in records] != [data.stem]:
-            lines = [line for line in said.read_text().splitlines() if line.strip()]
+            printed = said.read_text() if said.exists() else ""
+            lines = [line for line in printed.splitlines() if line.strip()]
             if child.exitcode:
                 lines.append(f"the preparation ended with exit code {child.exitcode}")
             reason = next(
@@ -582,13 +584,6 @@ def prepare_input(data: str, work: str, cache: str, said: str) -> None:
             preprocessing_threads=1,
             max_msa_seqs=MAX_MSA_SEQS,
         )
-
-
-def kernels_installed() -> bool:
-    """Whether boltz's optional GPU kernels (cuequivariance_torch, `boltz[cuda]`) can load."""
-    import importlib.util
-
-    return importlib.util.find_spec("cuequivariance_torch") is not None
 
 
 def _version(package: str) -> str | None:
