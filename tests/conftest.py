@@ -310,7 +310,7 @@ class Stack:
             _, token = node_create(name=name, cpu_slots=cpu_slots)
             self.nodes[name] = ManagedProcess(
                 name,
-                ["runnode", name, "--portal", self.url],
+                ["runnode", name, "--portal", self.url, "--threads-per-slot", "1"],
                 PORTAL_NODE_TOKEN=token,
                 **{**self.env, **env},
             )
