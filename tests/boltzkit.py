@@ -126,6 +126,13 @@ RECIPE = 3
 BROKEN_CIF = "data_x\nloop_\n_atom_site.group_PDB\n_atom_site.id\nATOM 1\n"
 
 
+# What every `boltz_predict` call passes: offline on the CPU, no recycling, 10 sampling steps.
+CLI_OPTIONS = (
+    *("--accelerator", "cpu", "--no_kernels", "--num_workers", "0"),
+    *("--recycling_steps", "0", "--sampling_steps", "10"),
+)
+
+
 def boltz_predict(
     cache: dict, target: Path, out: Path, *extra: str, seed: int = 0, cwd: Path | None = None
 ) -> Path:
@@ -140,8 +147,8 @@ def boltz_predict(
             str(target),
             *("--out_dir", str(out), "--cache", str(cache["cache"])),
             *("--checkpoint", str(cache["checkpoint"])),
-            *("--accelerator", "cpu", "--no_kernels", "--num_workers", "0"),
-            *("--recycling_steps", "0", "--sampling_steps", "10", "--seed", str(seed)),
+            *CLI_OPTIONS,
+            *("--seed", str(seed)),
             *extra,
         ],
         check=True,
@@ -150,6 +157,60 @@ def boltz_predict(
         cwd=cwd,
     )
     return out / f"boltz_results_{target.stem}" / "predictions" / target.stem
+
+
+def reference_dir() -> Path:
+    """Where `boltz_reference` keeps the CLI's outputs between test runs (and fresh clones):
+    PORTAL_TEST_REFERENCE_DIR, else the user's cache directory."""
+    named = os.environ.get("PORTAL_TEST_REFERENCE_DIR")
+    if named:
+        return Path(named)
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "science-portal" / "boltz-reference"
+
+
+def boltz_reference(
+    cache: dict, target: Path, out: Path, *extra: str, seed: int = 0, cwd: Path | None = None
+) -> Path:
+    """What `boltz predict` writes for one YAML (`boltz_predict`'s arguments): the real CLI's
+    predictions folder, kept on disk under a key of everything they depend on (the
+    checkpoints' and molecules' bytes, the input's name and bytes and those of the files
+    beside it, the seed and options, the versions of boltz and what it computes with), so the
+    CLI runs only for a key it has not seen. The folder is copied to where boltz_predict
+    would have written it, and that path returned."""
+    import hashlib
+    import json
+    import shutil
+    from importlib.metadata import version
+
+    def digest(path: Path) -> str:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+    # A path among the options counts by its bytes, not by where this checkout keeps it.
+    options = [digest(arg) if Path(arg).is_file() else arg for arg in extra]
+    beside = sorted(p for p in Path(cwd).rglob("*") if p.is_file()) if cwd else []
+    key = {
+        "checkpoint": digest(cache["checkpoint"]),
+        "mols": [(p.name, digest(p)) for p in sorted(Path(cache["mols"]).glob("*.pkl"))],
+        "input": (target.name, digest(target)),
+        "beside": [(str(p.relative_to(cwd)), digest(p)) for p in beside],
+        "argv": [*CLI_OPTIONS, "--seed", str(seed), *options],
+        "versions": [version(p) for p in ("boltz", "torch", "rdkit", "numpy")],
+    }
+    kept = reference_dir() / hashlib.sha256(json.dumps(key).encode()).hexdigest()
+    folder = out / f"boltz_results_{target.stem}" / "predictions" / target.stem
+    if not kept.is_dir():
+        predicted = boltz_predict(cache, target, out, *extra, seed=seed, cwd=cwd)
+        part = kept.with_name(f"{kept.name}.{os.getpid()}.part")
+        shutil.copytree(predicted, part)
+        (part.parent / f"{kept.name}.json").write_text(json.dumps(key, indent=1))
+        try:
+            part.replace(kept)  # whole or not at all, for a run beside this one
+        except OSError:  # that run kept the same outputs first
+            shutil.rmtree(part)
+        return predicted
+    shutil.copytree(kept, folder)
+    return folder
 
 
 def make_boltz_cache(cache: Path, *, seed: int = 0) -> dict:

@@ -198,6 +198,11 @@ class ManagedProcess:
             pass
         self.process.wait()
 
+    def terminate(self):
+        """Ask the process to stop (SIGTERM); `stop` waits for it."""
+        if self.process.poll() is None:
+            self.process.terminate()
+
     def stop(self):
         if self.process.poll() is None:
             self.process.terminate()
@@ -330,7 +335,11 @@ class Stack:
         return PortalClient(self.url, user)
 
     def stop(self):
-        for process in [*self.nodes.values(), self.scheduler, self.server]:
+        processes = [*self.nodes.values(), self.scheduler, self.server]
+        # All asked at once, then waited for: they stop side by side, not one after another.
+        for process in processes:
+            process.terminate()
+        for process in processes:
             process.stop()
 
 

@@ -1,13 +1,14 @@
 """Job kinds of the test suite's own, registered through PORTAL_JOB_KIND_MODULES.
 
 `sleep` is a harmless job of known length (it can also ignore SIGTERM, print a flood of lines,
-go silent or fail); `counter` runs in a resident engine (tests/jobprograms.py) that counts how
-often it loaded.
+go silent, fail, or run shorter when it runs again); `counter` runs in a resident engine
+(tests/jobprograms.py) that counts how often it loaded.
 """
 
 import os
 import sys
 
+from django.conf import settings
 from rest_framework import serializers
 
 from jobs.kinds import register
@@ -16,6 +17,9 @@ from jobs.kinds.base import Command, JobKind
 
 class SleepParams(serializers.Serializer):
     seconds = serializers.FloatField(min_value=0, required=False)
+    again = serializers.FloatField(
+        min_value=0, required=False, help_text="seconds instead, when the job runs again"
+    )
     lines = serializers.IntegerField(min_value=0, required=False)
     silent = serializers.BooleanField(required=False)
     exit = serializers.IntegerField(min_value=0, max_value=255, required=False)
@@ -36,11 +40,17 @@ class SleepKind(JobKind):
         return params.get("gib", 0) * 2**30 or None
 
     def build(self, context):
+        params = dict(context.params)
+        # A job re-queued after its node died runs `again` seconds on its next run: a test
+        # needs the first run long enough to outlive the failure, not the second.
+        ran = settings.WORKDIR / "tmp" / f"sleep-{context.job_id}.ran"
+        if ran.exists() and "again" in params:
+            params["seconds"] = params["again"]
+        ran.parent.mkdir(parents=True, exist_ok=True)
+        ran.touch()
         argv = [sys.executable, "-m", "tests.jobprograms", "sleep", str(context.out)]
-        argv += [
-            str(context.params.get(k, ""))
-            for k in ("seconds", "lines", "silent", "exit", "ignore_term", "say")
-        ]
+        names = ("seconds", "lines", "silent", "exit", "ignore_term", "say")
+        argv += [str(params.get(k, "")) for k in names]
         argv += [str(p) for p in context.inputs]
         return Command(argv)
 

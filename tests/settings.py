@@ -8,6 +8,9 @@ os.environ.setdefault(
 )
 os.environ.setdefault("PORTAL_STATIC_FROM_SOURCES", "1")
 os.environ.setdefault("PORTAL_JOB_KIND_MODULES", "tests.jobkinds")
+# A job that ignores SIGTERM is killed this long after it: the tests that stop such jobs wait
+# the grace out, and need only know that the kill follows.
+os.environ.setdefault("PORTAL_JOB_KILL_GRACE", "0.5")
 
 from portal.settings import *  # noqa: E402,F403
 

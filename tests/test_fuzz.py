@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import websockets
+from channels.db import database_sync_to_async
 from django.apps import apps
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -657,8 +658,9 @@ def test_hostile_websocket_messages_neither_break_a_stream_nor_the_server(
                 await socket.send(frame)
             # Daphne notices a consumer that failed within a second, and closes with 1011.
             await asyncio.sleep(1.5)
-            await asyncio.to_thread(
-                events_append,
+            # On a thread that hands its database connection back when done (a plain thread's
+            # would stay open and keep the test database from being dropped at the end).
+            await database_sync_to_async(events_append)(
                 job_id=job.pk,
                 placement=1,
                 events=[{"type": "log", "line": "still here"}],

@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from tests.conftest import REPO, require_service
 
@@ -34,6 +35,10 @@ def chromium():
             ],
         )
         yield browser
+        # While Playwright's loop runs on this thread, Django keeps this thread's connections
+        # apart from the ones it had before (asgiref's Local); once the loop stops they are out
+        # of reach, and one left open would keep the test database from being dropped.
+        connections.close_all()
         browser.close()
 
 

@@ -13,10 +13,18 @@ def test_a_scientist_uploads_a_file_and_watches_the_progress_bar(
 ):
     path = tmp_path / "proteome.fasta"
     record = b">p\n" + b"MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ\n" * 60
-    path.write_bytes(record * 40_000)  # about 80 MB: long enough to see progress
+    path.write_bytes(record * 4_000)  # about 8 MB
     page = browser_page
     sign_in(page, portal_server.url, "alice", "alice-password")
     page.goto(f"{portal_server.url}/projects/{project.pk}/uploads/new/")
+    # The bytes go out at 4 MB/s, as over a slow link: on loopback they would all be sent
+    # before the page could show a step between 0 and 100 %.
+    network = page.context.new_cdp_session(page)
+    network.send("Network.enable")
+    network.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 4e6},
+    )
     # Record every percentage the page shows while the bytes go out.
     page.evaluate(
         """() => {

@@ -40,7 +40,7 @@ def test_a_killed_node_loses_no_job_and_its_late_writes_change_nothing(stack, pr
     stack.add_nodes("node-a", "node-b")
     node_disable(node=Node.objects.get(name="node-b"))
     client = stack.client(alice)
-    pk = client.submit(project, params={"seconds": 6})["id"]
+    pk = client.submit(project, params={"seconds": 6, "again": 1})["id"]
     wait_until(
         lambda: job(pk).state == State.RUNNING and job(pk).event_seq > 3, 30, what="the job to run"
     )
@@ -138,7 +138,7 @@ def test_restarts_of_the_web_server_the_scheduler_and_a_node_lose_no_job(stack, 
     stack.add_nodes("node-a")
     client = stack.client(alice)
     ids = [
-        client.submit(project, params={"seconds": s, "n": n})["id"]
+        client.submit(project, params={"seconds": s, "again": 1, "n": n})["id"]
         for n, s in enumerate([20, 1, 1])
     ]
     first = ids[0]

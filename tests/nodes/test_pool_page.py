@@ -25,23 +25,25 @@ def test_a_burst_of_changes_reaches_the_page_as_a_few_snapshots_the_last_one_cur
             frames.append((loop.time(), content))
 
         consumer.send_json = send_json
-        start = loop.time()
+        changes = []
         for n in range(100):  # half a second of changes, 200 a second
             if n == 99:
                 await database_sync_to_async(Node.objects.update)(enabled=False)
+            changes.append(loop.time())
             await consumer.pool_changed({"type": "pool.changed"})
             await asyncio.sleep(0.005)
         last_change = loop.time()
         await asyncio.sleep(COALESCE_SECONDS + 0.5)
-        return start, last_change
+        return changes, last_change
 
     # On a thread of its own: the browser tests leave an event loop running on this one.
     with ThreadPoolExecutor(1) as thread:
-        start, last_change = thread.submit(asyncio.run, burst()).result()
+        changes, last_change = thread.submit(asyncio.run, burst()).result()
 
-    # The first change shows at once; then about one snapshot per COALESCE_SECONDS, not 100.
-    assert frames[0][0] - start < 0.2
-    assert 2 <= len(frames) <= 6
+    # The first change shows at once, before the second is made; then about one snapshot per
+    # COALESCE_SECONDS of the burst (however long a busy machine made it), not 100.
+    assert changes[0] <= frames[0][0] < changes[1]
+    assert 2 <= len(frames) <= 2 + (last_change - changes[0]) / COALESCE_SECONDS
     # The last snapshot was taken after the last change, and shows it.
     assert frames[-1][0] >= last_change - 0.01
     assert frames[-1][1]["nodes"][0]["enabled"] is False
