@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint install
+.PHONY: run test test-fast lint install
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "The portal needs Python 3.11; set PYTHON=/path/to/python3.11")'
@@ -40,12 +40,15 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 
-# With DATABASE_URL set (CI: PostgreSQL), what depends on the database runs once more on the
-# embedded default, SQLite.
-SQLITE_TESTS := tests/test_fuzz.py tests/jobs tests/nodes
-
+# With DATABASE_URL set (CI: PostgreSQL), the tests whose outcome depends on the database (marked
+# `database`) run once more on the embedded default, SQLite.
 test: lint node_modules/.installed
 	$(BIN)/python -m pytest
 ifneq ($(DATABASE_URL),)
-	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m pytest $(SQLITE_TESTS)
+	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m pytest -m database
 endif
+
+# The inner loop: everything not marked slow (no process stacks, engines or browser), about a
+# minute.
+test-fast: $(VENV)/.installed-dev node_modules/.installed
+	$(BIN)/python -m pytest -m "not slow"

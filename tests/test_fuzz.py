@@ -33,6 +33,8 @@ from portal.projects.models import Membership
 from tests.nodes.test_heartbeat import REPORT, beat
 from tests.portal.test_formats import METHANE_SDF
 
+pytestmark = pytest.mark.database
+
 HUGE = 10**30
 # JSON nested far beyond any limit: Python's own parser gives up at about 1,000 levels.
 DEEP_OBJECT = '{"a":' * 100_000 + "1" + "}" * 100_000

@@ -5,7 +5,7 @@ from django.contrib.admin.models import LogEntry
 
 from jobs.models import Job, State
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.database]
 
 
 @pytest.fixture

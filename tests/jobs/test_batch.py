@@ -8,7 +8,7 @@ from jobs.models import Job
 from portal.projects.models import Project
 from portal.uploads.models import Upload
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.database]
 
 
 def batch(project, count=200, bad=None):

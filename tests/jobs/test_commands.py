@@ -19,7 +19,7 @@ from jobs.models import Job, State
 from jobs.runner import ENDED, run_job
 from tests.conftest import REPO, process_env
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.database]
 
 
 def command(*args) -> tuple[str, str, int]:

@@ -6,7 +6,7 @@ from jobs.models import Job, State
 from nodes.models import Node
 from tests.conftest import FAST, ManagedProcess, PortalClient, _port_open, free_port, wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.database]
 
 
 def test_runall_serves_the_portal_and_runs_a_check_job_on_this_machine(

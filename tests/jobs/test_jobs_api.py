@@ -14,7 +14,7 @@ from jobs.models import Artifact, Job, State
 from jobs.services import job_start
 from portal.uploads.models import Upload
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.database]
 
 
 def submit(client, project, **body):

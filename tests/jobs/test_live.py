@@ -12,7 +12,7 @@ from jobs.models import Job, State
 from portal.accounts.services import token_create
 from tests.conftest import wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.database]
 
 
 def run(coroutine):

@@ -13,7 +13,7 @@ from nodes.models import Node
 from nodes.services import node_disable
 from tests.conftest import wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.database]
 
 
 def job(pk) -> Job:

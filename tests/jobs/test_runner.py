@@ -18,7 +18,7 @@ from jobs.placement import place_queued_jobs
 from jobs.runner import run_job
 from jobs.services import job_cancel, job_requeue, job_submit
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.database]
 
 
 def in_thread(*args) -> threading.Thread:

@@ -14,7 +14,7 @@ from jobs.services import job_start
 from nodes.models import Node
 from tests.jobs.conftest import fake_gpu
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.database]
 
 
 def test_a_job_goes_to_a_gpu_when_the_kind_can_use_one(make_node, submit, enqueued):

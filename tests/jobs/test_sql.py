@@ -9,7 +9,7 @@ from django.db import connection, transaction
 from jobs import sql
 from jobs.models import Job, State
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.database]
 
 
 def test_jobs_waiting_gives_each_users_first_jobs_per_priority_by_column(

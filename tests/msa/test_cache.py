@@ -16,7 +16,7 @@ from msa.models import MsaEntry
 from msa.services import cache_key, cache_lookup, cache_store
 from tests.conftest import ManagedProcess, wait_until
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.database]
 
 NOW = timezone.now()
 

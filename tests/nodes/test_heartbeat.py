@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 from nodes.models import Node
 from nodes.services import node_create
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.database]
 
 REPORT = {
     "boot_id": "3f2a",

@@ -10,7 +10,7 @@ from nodes.consumers import COALESCE_SECONDS, NodePoolConsumer
 from nodes.models import Node
 from nodes.services import node_create
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.database]
 
 
 def test_a_burst_of_changes_reaches_the_page_as_a_few_snapshots_the_last_one_current():

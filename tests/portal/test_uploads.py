@@ -8,7 +8,7 @@ from django.test import override_settings
 
 from portal.uploads.models import Upload
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.database]
 
 FASTA = (
     b">sp|P69905|HBA_HUMAN Hemoglobin subunit alpha\n"
