@@ -45,6 +45,20 @@ def socket_path(node: str, engine: str, slot: int) -> Path:
     return path
 
 
+def engine_identity(kind) -> str:
+    """What a kind's engine on this node is started with: its class, the node's options for it,
+    its kind's environment and the node process it serves. An engine found running with
+    another identity (the node's weights were changed, or it outlived an earlier run of the
+    node) is replaced, not used."""
+    started_with = [
+        kind.engine,
+        kind.engine_options(),
+        kind.engine_environment(),
+        os.environ.get("PORTAL_NODE_PID", "0"),
+    ]
+    return hashlib.sha256(json.dumps(started_with, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def _kill_group(pid_file: Path) -> None:
     with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
         os.killpg(int(pid_file.read_text()), signal.SIGKILL)
@@ -64,6 +78,7 @@ class EngineRun:
         self.path = socket_path(node, kind.engine, context.slot)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.pid_file = self.path.with_suffix(".pid")
+        self.identity = engine_identity(kind)
         self.connection: socket.socket | None = None
         self._stopping = threading.Event()
         threading.Thread(target=self._run, name="engine-run", daemon=True).start()
@@ -71,6 +86,7 @@ class EngineRun:
     # --- the run, on a thread of its own ----------------------------------------------------
     def _run(self) -> None:
         try:
+            self._replace_if_other()
             connection = self._connect() or self._start()
             if connection is not None:
                 self.connection = connection
@@ -86,6 +102,24 @@ class EngineRun:
         self.error = self.error or error
         self.status = {"status": "error", "error": self.error}
         self.lines.put(f"engine: {self.error}")
+
+    def _replace_if_other(self) -> None:
+        """Stop the slot's engine if it was started with another identity (engine_identity)."""
+        try:
+            status = json.loads(self.path.with_suffix(".json").read_text())
+        except (OSError, ValueError):
+            return  # no engine, or one that is starting or stopping: connecting will tell
+        if status.get("identity") == self.identity:
+            return
+        self.lines.put(
+            f"the {self.kind.name} engine on slot {self.context.slot} was started with other "
+            "options or for another run of this node; starting a new one"
+        )
+        with contextlib.suppress(ProcessLookupError, PermissionError, KeyError, TypeError):
+            os.killpg(status["pid"], signal.SIGKILL)
+        for suffix in (".sock", ".json"):
+            with contextlib.suppress(FileNotFoundError):
+                self.path.with_suffix(suffix).unlink()
 
     def _connect(self) -> socket.socket | None:
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -138,6 +172,8 @@ class EngineRun:
             str(settings.PORTAL_ENGINE_IDLE_SECONDS),
             "--node-pid",
             os.environ.get("PORTAL_NODE_PID", "0"),
+            "--identity",
+            self.identity,
         ]
         if context.gpu is not None:
             argv += ["--gpu", str(context.gpu)]

@@ -14,7 +14,8 @@ the error and exits. Then, over a Unix socket, one connection per job:
 Closing the connection asks the engine to stop the job: `EngineJob.cancelled` turns true. An
 engine with no work for PORTAL_ENGINE_IDLE_SECONDS, or whose node process is gone, exits and
 frees its memory. Beside its socket it keeps a status file (`.json`: kind, slot, state, the
-memory it holds), which the node's agent reports in its heartbeats.
+memory it holds, and the identity its runner gave it), which the node's agent reports in its
+heartbeats.
 
 Run as `python -m jobs.engine_server --engine dotted.path.EngineClass --socket PATH ...`.
 """
@@ -150,6 +151,7 @@ def serve(args) -> None:
         kind=args.kind,
         slot=args.slot,
         gpu=args.gpu,
+        identity=args.identity,
     )
     # A stopped engine (idle, evicted, its node gone) takes its status file with it.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -222,6 +224,7 @@ def main() -> None:
     parser.add_argument("--options", default="{}", help="the node's options for it, as JSON")
     parser.add_argument("--idle", type=float, default=600)
     parser.add_argument("--node-pid", type=int, default=0)
+    parser.add_argument("--identity", default="", help="what it was started with (its runner's)")
     args = parser.parse_args()
     sys.path.insert(0, os.getcwd())
     serve(args)

@@ -30,24 +30,44 @@ def require_service(name: str, reason: str):
     pytest.skip(f"{name} is not available: {reason}")
 
 
-def _kill_engines():
-    """Resident engines outlive the jobs that started them; a test's engines end with it."""
+# Boltz-2 engines take about 8 s to load, so tests share them as a node's jobs do: an engine
+# started with other options, or for another node process, is replaced rather than used
+# (jobs/engine_client.py: engine_identity). Every other engine ends with its test, so a test
+# that counts loads starts from none; a test marked `fresh_engines` starts with no engine at all.
+SHARED_ENGINES = ("BoltzEngine-",)
+
+
+def _kill_engines(keep_shared: bool) -> None:
+    """Resident engines outlive the jobs that started them: end them (but the shared ones),
+    with their sockets, status files and logs."""
     for pid_file in (settings.WORKDIR / "engines").glob("**/*.pid"):
+        if keep_shared and pid_file.name.startswith(SHARED_ENGINES):
+            continue
         try:
             os.killpg(int(pid_file.read_text()), signal.SIGKILL)
         except (ValueError, ProcessLookupError, PermissionError):
             pass
+        for path in pid_file.parent.glob(f"{pid_file.stem}.*"):
+            path.unlink(missing_ok=True)
 
 
 @pytest.fixture(autouse=True)
-def clean_workdir():
+def clean_workdir(request):
     """Each test starts with empty storage and scratch (the database is pytest-django's)."""
-    _kill_engines()
-    for name in ["files", "tmp", "scratch", "engines"]:
+    fresh = request.node.get_closest_marker("fresh_engines") is not None
+    _kill_engines(keep_shared=not fresh)
+    for name in ["files", "tmp", "scratch"]:
         shutil.rmtree(settings.WORKDIR / name, ignore_errors=True)
     (settings.WORKDIR / "tmp").mkdir(parents=True, exist_ok=True)
     yield
-    _kill_engines()
+    _kill_engines(keep_shared=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def end_engines():
+    """No engine outlives the test run."""
+    yield
+    _kill_engines(keep_shared=False)
 
 
 @pytest.fixture(scope="session")

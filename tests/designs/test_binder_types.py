@@ -3,10 +3,7 @@ checked by the portal and predicted on the resident engine with the real boltz p
 tiny random model (tests/boltzkit.py, whose `mols/` hold the linker SEZ and the glycosylated
 asparagine GLYCO_RESIDUE, made with RDKit: the real molecules cannot be downloaded here)."""
 
-import contextlib
-import os
 import random
-import signal
 
 import gemmi
 import pytest
@@ -15,7 +12,7 @@ from designs.kinds import BINDER, LINKER, LINKERS, candidate_input
 from designs.search import random_candidate
 from jobs.models import Job, State
 from tests.boltzkit import GLYCO_RESIDUE
-from tests.jobs.test_predict import artifact, engine
+from tests.jobs.test_predict import artifact
 from tests.jobs.test_runner import place_and_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -50,7 +47,7 @@ def chain(document: dict, kind: str, chain_id: str) -> dict:
 
 def predicted(api, user, project, enqueued, document) -> gemmi.Model:
     """The document predicted as a `predict` job through the API and the runner: its best
-    model, read from the job's structure artifact (the job's engine is ended afterwards)."""
+    model, read from the job's structure artifact."""
     response = api(user).post(
         "/api/v1/jobs/",
         {"project": project.pk, "kind": "predict", "params": {"input": document, **FAST}},
@@ -58,15 +55,10 @@ def predicted(api, user, project, enqueued, document) -> gemmi.Model:
     )
     assert response.status_code == 201, response.content
     job = Job.objects.get(pk=response.json()["id"])
-    try:
-        place_and_run(job, enqueued)
-        assert job.state == State.SUCCEEDED, job.error
-        assert job.params["input"] == document  # as the portal stored it, nothing dropped
-        cif = artifact(job, f"job-{job.pk}_model_0.cif").decode()
-    finally:
-        # The engine outlives its job; it ends with the test, as in tests/jobs/test_predict.py.
-        with contextlib.suppress(StopIteration, ProcessLookupError):
-            os.kill(int(engine(job)["pid"]), signal.SIGKILL)
+    place_and_run(job, enqueued)
+    assert job.state == State.SUCCEEDED, job.error
+    assert job.params["input"] == document  # as the portal stored it, nothing dropped
+    cif = artifact(job, f"job-{job.pk}_model_0.cif").decode()
     return gemmi.make_structure_from_block(gemmi.cif.read_string(cif).sole_block())[0]
 
 

@@ -5,8 +5,6 @@ writes is what `boltz predict` writes for the same input, seed, options and chec
 import hashlib
 import io
 import json
-import os
-import signal
 import zipfile
 from pathlib import Path
 
@@ -97,14 +95,12 @@ def test_predictions_on_the_engine_are_what_boltz_predict_writes_and_load_once(
         assert job.state == State.SUCCEEDED, job.error
         jobs.append((job, seed))
 
-    # One engine, loaded once, served all three.
+    # One engine, loaded once, served all three, one after another (tests share engines: it
+    # may have served others before).
     first, second, third = (engine(job) for job, _ in jobs)
     assert first["pid"] == second["pid"] == third["pid"]
-    assert [(e["loads"], e["jobs"]) for e in (first, second, third)] == [
-        ("1", "1"),
-        ("1", "2"),
-        ("1", "3"),
-    ]
+    assert first["loads"] == second["loads"] == third["loads"] == "1"
+    assert [int(e["jobs"]) - int(first["jobs"]) for e in (first, second, third)] == [0, 1, 2]
 
     for job, seed in jobs:
         record = f"job-{job.pk}"
@@ -134,7 +130,6 @@ def test_predictions_on_the_engine_are_what_boltz_predict_writes_and_load_once(
             == hashlib.sha256(Path(boltz_cache["checkpoint"]).read_bytes()).hexdigest()
         )
         assert manifest["job"]["params"]["seed"] == seed
-    os.kill(int(first["pid"]), signal.SIGKILL)
 
 
 @pytest.mark.parametrize(
@@ -241,7 +236,7 @@ def test_an_input_the_nodes_molecules_cannot_build_fails_that_job_with_the_reaso
     place_and_run(after, enqueued)
     assert after.state == State.SUCCEEDED, after.error
     assert engine(after)["pid"] == engine(job)["pid"] and engine(after)["loads"] == "1"
-    os.kill(int(engine(after)["pid"]), signal.SIGKILL)
+    assert int(engine(after)["jobs"]) == int(engine(job)["jobs"]) + 1
 
 
 def test_a_job_cancelled_mid_prediction_ends_within_5_s_and_the_next_succeeds(
@@ -274,7 +269,6 @@ def test_a_job_cancelled_mid_prediction_ends_within_5_s_and_the_next_succeeds(
     place_and_run(after, enqueued)
     assert after.state == State.SUCCEEDED, after.error
     assert engine(after)["pid"] != first["pid"]
-    os.kill(int(engine(after)["pid"]), signal.SIGKILL)
 
 
 def test_predictions_through_the_api_on_a_real_node_leave_every_artifact(
@@ -517,7 +511,6 @@ def test_affinity_on_the_engine_is_what_boltz_predict_writes(
         provenance["affinity_checkpoint_sha256"]
         == hashlib.sha256(Path(boltz_cache["affinity_checkpoint"]).read_bytes()).hexdigest()
     )
-    os.kill(int(engine(job)["pid"]), signal.SIGKILL)
 
 
 A3M = (
@@ -615,7 +608,6 @@ def test_an_uploaded_msa_and_template_reach_boltz_as_boltz_predict_takes_them(
     # The uploads are the job's inputs now: they stay while it does.
     response = api(alice).delete(f"/api/v1/uploads/{msa}/")
     assert response.status_code == 409
-    os.kill(int(engine(job)["pid"]), signal.SIGKILL)
 
 
 def test_a_bad_msa_or_template_is_a_400_naming_it(
@@ -701,4 +693,3 @@ def test_a_local_search_gives_an_msa_the_engine_reads(
     assert job.state == State.SUCCEEDED, job.error
     processed = np.load(io.BytesIO(artifact(job, f"msa_job-{job.pk}_0.npz")))
     assert len(processed["sequences"]) == len(distinct)
-    os.kill(int(engine(job)["pid"]), signal.SIGKILL)

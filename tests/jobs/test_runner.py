@@ -290,6 +290,30 @@ def test_a_resident_engine_loads_once_for_many_jobs(make_node, submit, enqueued)
     os.kill(int(pids.pop()), signal.SIGKILL)
 
 
+def test_an_engine_started_with_other_options_is_replaced_not_used(
+    make_node, submit, enqueued, monkeypatch
+):
+    """A node's options for a kind's engine (its weights, here the counter's memory) changed
+    while the engine stayed warm: the next job gets an engine started with the new ones."""
+    make_node(runner=True)
+
+    def run(number):
+        job = submit(kind="counter", params={"n": number})
+        place_and_run(job, enqueued)
+        assert job.state == State.SUCCEEDED, job.error
+        said = next(line for line in lines(job) if line.startswith("loads="))
+        return lines(job), dict(part.split("=") for part in said.split()[:3])
+
+    _, first = run(1)
+    _, same = run(2)
+    assert same["pid"] == first["pid"] and same["jobs"] == "2"
+    monkeypatch.setenv("COUNTER_ENGINE_MEMORY", str(2**30))
+    log, other = run(3)
+    assert other["pid"] != first["pid"] and (other["loads"], other["jobs"]) == ("1", "1")
+    assert any("was started with other options" in line for line in log)
+    assert any("options={'memory': 1073741824}" in line for line in log)
+
+
 def test_an_engine_job_that_ignores_cancel_is_killed_and_the_next_gets_a_new_engine(
     make_node, submit, enqueued, alice
 ):
