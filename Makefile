@@ -11,15 +11,17 @@ $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "The portal needs Python 3.11; set PYTHON=/path/to/python3.11")'
 	$(PYTHON) -m venv $(VENV)
 
-# torch first, pinned: boltz depends on it, and a torch already installed keeps pip from
-# pulling another build.
+# torch first, pinned, with pip (which finds the CPU build a machine may keep on disk): boltz
+# depends on it, and a torch already installed keeps the rest from pulling another build. The
+# rest with uv, which resolves the same versions as pip and installs them in a fraction of the
+# time.
 $(VENV)/.installed: requirements.txt | $(BIN)/python
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet torch==2.13.0 uv==0.13.9
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.txt
 	touch $@
 
 $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-dev.txt
 	touch $@
 
 # Browser libraries (package.json), served as static files.

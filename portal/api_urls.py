@@ -1,7 +1,7 @@
 """Routes of the REST API under /api/v1/."""
 
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerView
 
 from portal.accounts.api import TokenDetailView, TokenListView
 from portal.health import HealthView
@@ -11,6 +11,7 @@ from portal.projects.api import (
     ProjectDetailView,
     ProjectListView,
 )
+from portal.schema import SchemaView
 from portal.uploads.api import (
     UploadContentView,
     UploadDetailView,
@@ -20,7 +21,7 @@ from portal.uploads.api import (
 
 urlpatterns = [
     path("health/", HealthView.as_view(), name="api-health"),
-    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("schema/", SchemaView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("tokens/", TokenListView.as_view(), name="api-tokens"),
     path("tokens/<id:pk>/", TokenDetailView.as_view(), name="api-token"),

@@ -1,10 +1,15 @@
-"""The OpenAPI schema's description of errors, which every operation can answer.
+"""The OpenAPI schema: its description of errors, which every operation can answer, and its
+view.
 
 Every error of the API is `{"code", "detail"}` (portal/errors.py); validation errors add
 `fields`, rate limits `retry_after`. drf-spectacular documents only what a view declares, so
 this hook adds the error answers to every operation, and a script (or a fuzzer checking
 answers against the schema) knows their shape.
 """
+
+import threading
+
+from drf_spectacular.views import SpectacularAPIView
 
 ERROR = {
     "type": "object",
@@ -46,3 +51,15 @@ def document_errors(result, generator, request, public):
             for status, description in ANSWERS.items():
                 responses.setdefault(status, {"content": error, "description": description})
     return result
+
+
+class SchemaView(SpectacularAPIView):
+    """drf-spectacular builds the schema with process-wide state: its extensions load their
+    target classes on first use, unguarded, and two requests building the first schema at once
+    answered 500 (the fuzz found it). Builds take turns."""
+
+    _building = threading.Lock()
+
+    def _get_schema_response(self, request):
+        with self._building:
+            return super()._get_schema_response(request)

@@ -218,11 +218,6 @@ class ManagedProcess:
             pass
         self.process.wait()
 
-    def terminate(self):
-        """Ask the process to stop (SIGTERM); `stop` waits for it."""
-        if self.process.poll() is None:
-            self.process.terminate()
-
     def stop(self):
         if self.process.poll() is None:
             self.process.terminate()
@@ -355,12 +350,11 @@ class Stack:
         return PortalClient(self.url, user)
 
     def stop(self):
-        processes = [*self.nodes.values(), self.scheduler, self.server]
-        # All asked at once, then waited for: they stop side by side, not one after another.
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.stop()
+        """The test is over: every process of the pool, and what it started, is killed at
+        once (a test that needs a graceful stop asks for it: `stop`, `restart`)."""
+        for process in [*self.nodes.values(), self.scheduler, self.server]:
+            process.kill()
+            process.log.close()
 
 
 def pytest_collection_modifyitems(config, items):

@@ -35,6 +35,10 @@ async def follow(url, key, until_id=None, seen=None):
             event = json.loads(await asyncio.wait_for(socket.recv(), timeout=60))
             seen.append(event)
             if until_id is not None and event["id"] >= until_id:
+                # The connection drops (no closing handshake: a polite close would wait up to
+                # 10 s for the server's reply, queued behind the events this client stopped
+                # reading).
+                socket.transport.abort()
                 return seen
             if event["type"] == "state" and event["state"] in ("succeeded", "failed", "cancelled"):
                 return seen

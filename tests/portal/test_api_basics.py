@@ -1,5 +1,7 @@
 """What every API answer shares: JSON errors with a code, rate limits, health, the schema."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from django.core.cache import cache
 from rest_framework.settings import api_settings
@@ -98,3 +100,14 @@ def test_the_docs_page_is_served_with_local_assets(client):
 
 def test_the_default_renderer_is_json_only():
     assert [r.media_type for r in api_settings.DEFAULT_RENDERER_CLASSES] == ["application/json"]
+
+
+@pytest.mark.slow
+def test_requests_for_the_schema_at_once_on_a_new_server_all_get_it(portal_server):
+    import requests
+
+    def get(_):
+        return requests.get(f"{portal_server.url}/api/v1/schema/", timeout=60).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(get, range(4))) == [200] * 4
