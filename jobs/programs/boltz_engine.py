@@ -177,6 +177,14 @@ class BoltzEngine(Engine):
 
     def load(self, options: dict) -> None:
         began = time.monotonic()
+        # Each input is prepared in a child of a fork server that imports boltz once
+        # (`prepare_input`). It starts first, so its imports run beside this process's own
+        # and the model's load (one after the other they doubled an engine's start on a small
+        # model); its first child waits for them.
+        self.preparer = multiprocessing.get_context("forkserver")
+        self.preparer.set_forkserver_preload(["jobs.programs.boltz_engine", "boltz.main"])
+        preparer_ready = threading.Thread(target=self._start_preparer, daemon=True)
+        preparer_ready.start()
         print("loading boltz", flush=True)
         import torch
         from boltz.main import (
@@ -205,12 +213,6 @@ class BoltzEngine(Engine):
                     f"no Boltz-2 weights at {path}; run `manage.py boltzweights` on this node "
                     "(or set PORTAL_BOLTZ_CACHE / PORTAL_BOLTZ_CHECKPOINT)"
                 )
-        # Each input is prepared in a child of a fork server that imports boltz once
-        # (`prepare_input`); its first child waits for those imports, made beside the model's.
-        self.preparer = multiprocessing.get_context("forkserver")
-        self.preparer.set_forkserver_preload(["jobs.programs.boltz_engine", "boltz.main"])
-        preparer_ready = threading.Thread(target=self._start_preparer, daemon=True)
-        preparer_ready.start()
         cuda = self.gpu is not None and torch.cuda.is_available()
         self.device = torch.device("cuda" if cuda else "cpu")
         # The model's setup("predict") rule, which only trainer.predict would apply, and only
