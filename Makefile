@@ -42,15 +42,20 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 
+# Tests run in TEST_WORKERS processes side by side (pytest-xdist; each with its own database,
+# work directory and Redis databases, tests/workers.py): most of a test's time is spent waiting
+# on the processes it started, so two workers keep a 2-core machine busy.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
+
 # With DATABASE_URL set (CI: PostgreSQL), the tests whose outcome depends on the database (marked
 # `database`) run once more on the embedded default, SQLite.
 test: lint node_modules/.installed
-	$(BIN)/python -m pytest
+	$(PYTEST)
 ifneq ($(DATABASE_URL),)
-	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m pytest -m database
+	env -u DATABASE_URL -u REDIS_URL $(PYTEST) -m database
 endif
 
-# The inner loop: everything not marked slow (no process stacks, engines or browser), about a
-# minute.
+# The inner loop: everything not marked slow (no process stacks, engines or browser).
 test-fast: $(VENV)/.installed-dev node_modules/.installed
-	$(BIN)/python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"

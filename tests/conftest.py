@@ -19,6 +19,7 @@ from rest_framework.test import APIClient
 from portal.accounts.services import token_create
 from portal.projects.models import Membership, Role
 from portal.projects.services import project_create
+from tests.workers import redis_database, worker_index
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -267,7 +268,8 @@ FAST = {
     "PORTAL_PLACEMENT_TIMEOUT": 20,
     "PORTAL_Q_POLL": 0.05,
 }
-REDIS_TEST_URL = "redis://127.0.0.1:6379/5"
+# The Redis broker's test database: one for each of the run's workers (tests/workers.py).
+REDIS_TEST_URL = redis_database("redis://127.0.0.1:6379/8", worker_index())
 
 
 def redis_available() -> bool:

@@ -3,9 +3,11 @@
 import os
 from pathlib import Path
 
-os.environ.setdefault(
-    "PORTAL_WORKDIR", str(Path(__file__).resolve().parent.parent / "var" / "test")
-)
+from tests.workers import worker_environment
+
+# Tests run side by side in pytest-xdist's workers: each worker gets a work directory and Redis
+# databases of its own (and pytest-django a test database of its own).
+worker_environment(os.environ, Path(__file__).resolve().parent.parent / "var" / "test")
 os.environ.setdefault("PORTAL_STATIC_FROM_SOURCES", "1")
 os.environ.setdefault("PORTAL_JOB_KIND_MODULES", "tests.jobkinds")
 # A job that ignores SIGTERM is killed this long after it: the tests that stop such jobs wait
