@@ -107,7 +107,8 @@ def _watch_for_hangup(connection: socket.socket, cancelled: threading.Event) -> 
     cancelled.set()
 
 
-def _serve_one(engine: Engine, connection: socket.socket) -> None:
+def _serve_one(engine: Engine, connection: socket.socket, finished) -> None:
+    """One job; `finished()` is called after it ran and before the runner hears it ended."""
     reader = connection.makefile("r", encoding="utf-8")
     request = json.loads(reader.readline())
     cancelled = threading.Event()
@@ -121,6 +122,7 @@ def _serve_one(engine: Engine, connection: socket.socket) -> None:
             traceback.print_exc()
             status = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
         writer.write("\n" if writer._buffer else "")
+    finished()
     with contextlib.suppress(OSError):
         connection.sendall((END + json.dumps(status) + "\n").encode())
 
@@ -194,9 +196,10 @@ def _listen(engine, socket_path: Path, status: _Status, idle_seconds, node_pid) 
                     return
                 continue
             status.write("busy", engine.memory_held())
+            # Idle again before the runner hears the job ended: the slot's next job may start
+            # at once, and reads the status to see what memory it must make room for.
             with connection:
-                _serve_one(engine, connection)
-            status.write("idle", engine.memory_held())
+                _serve_one(engine, connection, lambda: status.write("idle", engine.memory_held()))
             idle_since = time.monotonic()
     finally:
         server.close()
