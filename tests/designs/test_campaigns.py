@@ -9,14 +9,13 @@ import time
 
 import pytest
 from django.core.files.storage import default_storage
-from django.utils import timezone
 
 from designs.campaigns import advance
 from jobs.models import Job, State
 from jobs.placement import place_queued_jobs
 from jobs.runner import run_job
 from jobs.services import job_cancel, job_finish, job_start
-from nodes.models import Node
+from tests.jobs.test_runner import beat
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -55,11 +54,9 @@ def design(api, user, project, **params):
 
 def run_queued(enqueued, fail=()):
     """Run every queued job on the node (a candidate whose sequence is in `fail` fails as a
-    node would report it), as the node's runner would, one after another. The node beats as a
-    running one does: a campaign may outlast PORTAL_NODE_OFFLINE_AFTER, and an offline node
-    is given no job."""
+    node would report it), as the node's runner would, one after another."""
     while True:
-        Node.objects.filter(name="n1").update(last_heartbeat_at=timezone.now())
+        beat()
         place_queued_jobs()
         pending = [c for c in enqueued if not Job.objects.get(pk=c[0]).is_finished]
         if not pending:

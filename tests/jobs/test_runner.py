@@ -7,9 +7,11 @@ import threading
 import time
 
 import pytest
+from django.conf import settings
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection, connections
+from django.utils import timezone
 
 from jobs import processes, runner
 from jobs.lifecycle import events_append
@@ -17,6 +19,7 @@ from jobs.models import Job, State
 from jobs.placement import place_queued_jobs
 from jobs.runner import run_job
 from jobs.services import job_cancel, job_requeue, job_submit
+from nodes.models import Node
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.database]
 
@@ -35,8 +38,16 @@ def in_thread(*args) -> threading.Thread:
     return thread
 
 
+def beat() -> None:
+    """The heartbeat of this process's node, as its running node would send one: a test that
+    runs jobs here for longer than PORTAL_NODE_OFFLINE_AFTER would otherwise see its node go
+    offline, and an offline node is given no job."""
+    Node.objects.filter(name=settings.PORTAL_NODE_NAME).update(last_heartbeat_at=timezone.now())
+
+
 def placed(job, enqueued):
     """The task placement enqueued for this job (submission already tried to place it)."""
+    beat()
     place_queued_jobs()
     job_id, placement, _ = next(call for call in reversed(enqueued) if call[0] == job.pk)
     return job_id, placement
