@@ -8,10 +8,10 @@ that fails prints why and the others still run.
 
 1. telemetry: what the node's agent reports in its heartbeats (nodes/probe.py: NVML's GPUs,
    driver, memory, utilisation, temperature) and the `check` job's CUDA check.
-2. training: the `train` job's program (jobs/programs/train.py) on a synthetic regression data
+2. training: the `train` job's program (training/train.py) on a synthetic regression data
    set, on the GPU and on the CPU.
 3. warm engine: the tiny random Boltz-2 the tests build (tests/boltzkit.py). 16 predictions
-   through one resident engine (jobs/engine_server.py with jobs/programs/boltz_engine.py, as a
+   through one resident engine (jobs/engine_server.py with predictions/engine.py, as a
    node's runner starts it, over its socket) against 4 cold `boltz predict` processes.
 4. memory: a Boltz-2 of the released model's widths (boltz's structurev2 training config:
    token_s 384, token_z 128, atom_s 128, atom_z 16, 24 diffusion transformer blocks; the CLI's
@@ -21,7 +21,7 @@ that fails prints why and the others still run.
    job costs besides the model's work; the others with 20): the GPU memory at the peak (NVML,
    the whole device:
    context, weights and the allocator's cache, which is what another job would find taken),
-   the time, and `memory_needed` (jobs/programs/boltz_engine.py), the figure placement uses.
+   the time, and `memory_needed` (predictions/memory.py), the figure placement uses.
    One more prediction at the middle size with boltz's defaults (3 recycling steps, 200
    sampling steps) gives the time of an ordinary job.
 
@@ -47,8 +47,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from jobs.engine_server import END  # noqa: E402  (after the path)
-from jobs.programs.boltz_engine import memory_needed  # noqa: E402
 from nodes import probe  # noqa: E402
+from predictions.memory import memory_needed  # noqa: E402
 
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
 TARGET = "MKTAYIAKQRQISFVKSHFSRQLE"  # bench/design.py's target
@@ -84,7 +84,7 @@ def table(title: str, header: list[str], rows: list[list]) -> None:
 
 
 def telemetry(results: dict) -> None:
-    from jobs.programs.check import cuda_works
+    from nodes.probe import cuda_works
 
     gpus = probe.gpu_snapshot()
     results["telemetry"] = {
@@ -149,7 +149,7 @@ def training(results: dict, work: Path) -> None:
             env["CUDA_VISIBLE_DEVICES"] = ""
         began = time.monotonic()
         done = subprocess.run(
-            [sys.executable, "-m", "jobs.programs.train", "--data", str(data), "--kind", "csv",
+            [sys.executable, "-m", "training.train", "--data", str(data), "--kind", "csv",
              "--out", str(out), "--params", json.dumps(params)],
             env=env, capture_output=True, text=True, timeout=600,
         )  # fmt: skip
@@ -216,7 +216,7 @@ class Engine:
         self.log = open(work / "engine.log", "w")  # noqa: SIM115  (closed in stop)
         command = [
             sys.executable, "-m", "jobs.engine_server",
-            "--engine", "jobs.programs.boltz_engine.BoltzEngine", "--kind", "predict",
+            "--engine", "predictions.engine.BoltzEngine", "--kind", "predict",
             "--socket", str(self.socket), "--slot", "0", "--options", json.dumps(options),
         ]  # fmt: skip
         if gpu is not None:

@@ -36,8 +36,10 @@ from designs.models import Candidate
 from jobs.kinds.base import Child
 from jobs.models import ACTIVE, Artifact, Job, State
 from jobs.services import job_add_children, job_conclude, job_report
+from msa import protocol as msa
 from portal.errors import PortalError
 from portal.uploads.services import upload_create
+from predictions.kinds import PredictKind
 
 log = logging.getLogger(__name__)
 
@@ -136,19 +138,12 @@ class Step:
         source = self.params["msa"]
         if source == "single":
             return None
-        search_job = self.campaign.children.filter(kind="msa").first()
+        search_job = msa.searches(self.campaign).first()
         if search_job is None:
             job_add_children(
                 parent=self.campaign,
                 children=[
-                    Child(
-                        kind="msa",
-                        name="MSA of the target",
-                        params={
-                            "source": source,
-                            "chains": [{"id": TARGET, "sequence": self.params["target"]}],
-                        },
-                    )
+                    msa.search([(TARGET, self.params["target"])], source, "MSA of the target")
                 ],
             )
             self.say(f"The target's MSA: searched ({source}) before the first generation")
@@ -161,7 +156,7 @@ class Step:
                 f"the target's MSA (job {search_job.pk}) {search_job.state}",
                 search_job.error,
             )
-        artifact = search_job.artifacts.get(name__startswith=f"msa-{TARGET}.")
+        artifact = msa.found(self.campaign, chain=TARGET).get()
         with default_storage.open(artifact.storage_key, "rb") as f:
             data = f.read()
         kind = "csv" if artifact.name.endswith(".csv") else "a3m"
@@ -178,7 +173,7 @@ class Step:
     def submit(self, generation: int, sequences: list[str], target_msa) -> None:
         children = [
             Child(
-                kind="predict",
+                kind=PredictKind.name,
                 name=f"Candidate {generation + 1}.{i + 1}: {sequence}",
                 params=candidate_params(self.params, sequence, target_msa),
             )

@@ -1,4 +1,4 @@
-"""`design`: a peptide binder design campaign against a target protein (SPEC §5.3).
+"""`design`: a peptide binder design campaign against a target protein (docs/kinds/design.md).
 
 The campaign is a job that holds no slot (`holds_slot = False`): it is born running, and the
 scheduler moves it on (designs/campaigns.py) while its candidates, child `predict` jobs, run on
@@ -18,10 +18,11 @@ from rest_framework import serializers
 
 from designs import search
 from jobs.kinds import get_kind
-from jobs.kinds.base import JobKind
-from jobs.kinds.boltz_input import document_from_fasta, invalid
+from jobs.kinds.base import JobKind, Page
 from msa.kinds import PROTEIN, unavailable
 from portal.errors import PortalError
+from predictions.inputs import document_from_fasta, invalid
+from predictions.kinds import PredictKind
 
 TARGET, BINDER, LINKER = "A", "B", "L"
 # A three-armed linker by CCD code and the atoms of it each cysteine's SG bonds to.
@@ -133,7 +134,7 @@ class DesignKind(JobKind):
     name = "design"
     title = "Design peptide binders (Boltz-2)"
     holds_slot = False
-    detail_template = "designs/candidates.html"
+    page = Page(template="designs/candidates.html")
     min_inputs, max_inputs = 0, 1
     input_kinds = ("fasta",)
     Params = DesignParams
@@ -165,7 +166,7 @@ class DesignKind(JobKind):
             cleaned["length_min"],
             cleaned["length_max"],
         )
-        get_kind("predict").validate(
+        get_kind(PredictKind.name).validate(
             candidate_params(cleaned, sample, None), [], user=user, project=project
         )
         return cleaned

@@ -1,6 +1,5 @@
 from django.core.files.storage import default_storage
 from django.http import FileResponse, StreamingHttpResponse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound, ValidationError
@@ -11,10 +10,7 @@ from rest_framework.views import APIView
 from jobs.archive import archive_stream
 from jobs.filters import JobFilter
 from jobs.kinds import registry
-from jobs.kinds.boltz_input import as_alphafold3
-from jobs.kinds.predict import msa_as_a3m
 from jobs.models import Artifact, Job, JobTransition, Priority
-from jobs.results import pae_bytes, read_json
 from jobs.selectors import events_after, job_for, jobs_visible_to
 from jobs.services import (
     Submission,
@@ -28,7 +24,6 @@ from portal.idempotency import idempotent
 from portal.ids import MAX_ID, IdField
 from portal.projects.models import Role
 from portal.projects.selectors import project_for
-from portal.uploads.models import Upload
 
 MAX_EVENTS = 1000
 MAX_BATCH = 1000  # jobs in one batch submission
@@ -304,52 +299,6 @@ class ArtifactContentView(APIView):
         )
         response["Content-Length"] = artifact.size
         response["ETag"] = f'"{artifact.sha256}"'
-        return response
-
-
-class PaeQuery(serializers.Serializer):
-    sample = serializers.IntegerField(min_value=0, max_value=99, default=0)
-
-
-class PaeView(APIView):
-    """A prediction sample's predicted aligned error, compact enough for a page to draw a
-    heatmap of a large complex: each value as one byte (0 to 255 over 0 to `max` Å)."""
-
-    @extend_schema(
-        parameters=[PaeQuery],
-        responses={200: OpenApiTypes.OBJECT},
-        summary="A prediction sample's PAE, for a heatmap",
-    )
-    def get(self, request, pk):
-        job = job_for(request.user, pk)
-        query = PaeQuery(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        sample = query.validated_data["sample"]
-        artifact = job.artifacts.filter(name=f"pae_job-{job.pk}_model_{sample}.npz").first()
-        chains = job.artifacts.filter(name="chains.json").first()
-        if artifact is None or chains is None:
-            raise NotFound("No such sample's PAE.")
-        return Response({"sample": sample, **pae_bytes(artifact), **read_json(chains)})
-
-
-class AlphaFold3View(APIView):
-    @extend_schema(
-        responses={200: OpenApiTypes.OBJECT},
-        summary="A prediction's input as AlphaFold 3 JSON (dialect alphafold3, version 2)",
-    )
-    def get(self, request, pk):
-        job = job_for(request.user, pk)
-        if job.kind != "predict":
-            raise NotFound("Only a prediction has an AlphaFold 3 input.")
-        uploads = {u.pk: u for u in Upload.objects.filter(job_inputs__job=job)}
-        converted = as_alphafold3(
-            job.params["input"],
-            job.name,
-            job.params["seed"],
-            msa_text=lambda pk: msa_as_a3m(uploads[pk]),
-        )
-        response = Response(converted)
-        response["Content-Disposition"] = f'attachment; filename="job-{job.pk}-af3.json"'
         return response
 
 

@@ -16,6 +16,4 @@ urlpatterns = [
         name="api-job-artifact",
     ),
     path("jobs/<id:pk>/archive/", api.ArchiveView.as_view(), name="api-job-archive"),
-    path("jobs/<id:pk>/af3/", api.AlphaFold3View.as_view(), name="api-job-af3"),
-    path("jobs/<id:pk>/pae/", api.PaeView.as_view(), name="api-job-pae"),
 ]

@@ -23,7 +23,7 @@ from nodes.selectors import with_running_count
 HOUR, DAY = 3600, 24 * 3600
 # Upper bounds in seconds: from a job that starts at once to one that waited a day.
 QUEUE_WAIT_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, HOUR, 3 * HOUR, 12 * HOUR, DAY)
-# From a check job's seconds to a training run at the longest time limit (7 days).
+# From a job of seconds to one that runs to the longest time limit (7 days).
 RUN_BUCKETS = (
     10,
     30,

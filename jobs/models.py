@@ -32,17 +32,6 @@ TRANSITIONS = {
 }
 
 
-# Metrics shown beside a job in lists, by name, with their labels.
-HEADLINE = [
-    ("confidence_score", "confidence"),
-    ("iptm", "ipTM"),
-    ("complex_plddt", "pLDDT"),
-    ("affinity_probability_binary", "binder p"),
-    ("val_accuracy", "accuracy"),
-    ("val_rmse", "RMSE"),
-]
-
-
 class Priority(models.IntegerChoices):
     LOW = 0, "low"
     NORMAL = 1, "normal"
@@ -56,7 +45,7 @@ class Priority(models.IntegerChoices):
 class Job(models.Model):
     """A piece of work of some kind, run on a node's slot.
 
-    A job may work for another (`parent`): a prediction's MSA search, a campaign's candidate.
+    A job may work for another (`parent`): a search it runs after, a candidate of a search.
     A job whose kind gives it such jobs at submission waits for them in `pending`, and goes on
     (queued, or failed with the reason) when the last has ended (jobs/services.py:
     `job_children_ended`).
@@ -100,7 +89,7 @@ class Job(models.Model):
     # Bytes of GPU memory the job needs, as its kind estimated at submission (None: unknown).
     gpu_memory = models.BigIntegerField(null=True, blank=True)
     # Engines (as nodes report them) this job needs of its node beyond its kind's, decided at
-    # submission from its parameters: a local MSA search needs a node with the database.
+    # submission from its parameters: a search in a local database needs a node with it.
     needs = models.JSONField(default=list, blank=True)
     time_limit = models.PositiveIntegerField(default=0)  # seconds
     silence_limit = models.PositiveIntegerField(default=0)  # seconds
@@ -141,15 +130,6 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.state in FINISHED
-
-    @property
-    def headline(self) -> list[tuple[str, float]]:
-        """The figures a list of jobs shows: a prediction's confidence, a model's accuracy."""
-        return [
-            (label, self.metrics[name]["value"])
-            for name, label in HEADLINE
-            if isinstance(self.metrics.get(name), dict) and "value" in self.metrics[name]
-        ]
 
 
 class JobInput(models.Model):

@@ -1,5 +1,5 @@
 """Work the scheduler (`manage.py runscheduler`) does now and then besides its sweep. Another
-app registers its own from its AppConfig.ready (the MSA cache's clean-up does), so the
+app registers its own from its AppConfig.ready (a cache's clean-up, say), so the
 scheduler runs it without the jobs app importing that app."""
 
 import logging

@@ -233,8 +233,8 @@ def job_submit(**submission) -> tuple[Job, bool]:
     project, in order (see `job_check` for the rest).
 
     The same kind, parameters and input bytes already queued or running in the project give
-    back that job, unless `force`. A job whose kind gives it children (`first_children`: its
-    MSA search) is stored pending with them, queued; it goes on when they have ended.
+    back that job, unless `force`. A job whose kind gives it children (`first_children`, such
+    as a search) is stored pending with them, queued; it goes on when they have ended.
     """
     return job_store(job_check(**submission))
 
@@ -264,8 +264,8 @@ def job_children_ended(job_id: int) -> Job | None:
 
 
 def job_add_children(*, parent: Job, children: list) -> list[Job]:
-    """Submit jobs (`Child` specs) for a running job that holds no slot (a campaign's
-    candidates): checked as any submission, queued, with the parent's owner, project,
+    """Submit jobs (`Child` specs) for a running job that holds no slot (the candidates of a
+    search): checked as any submission, queued, with the parent's owner, project,
     priority and time limit. Part of the caller's transaction."""
     works = [
         (child, _checked(parent.project, parent.owner, child.kind, child.params, []))
@@ -293,7 +293,7 @@ def job_add_children(*, parent: Job, children: list) -> list[Job]:
 
 def job_report(*, job_id: int, events: list[dict]) -> bool:
     """Log lines, metric points and progress of a running job that holds no slot (its app
-    reports for it: a campaign's generations). False if it is no longer running."""
+    reports for it: the rounds of a search). False if it is no longer running."""
     return events_append(job_id=job_id, placement=0, events=events)
 
 
@@ -409,7 +409,7 @@ def job_cancel(*, job: Job, by) -> Job:
 
 
 def job_remark(*, job_id: int, line: str) -> bool:
-    """A line in the log of a job waiting for its children (what its MSA search is doing), also
+    """A line in the log of a job waiting for its children (what its search is doing), also
     its progress message. False if it is no longer waiting."""
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pk=job_id, state=State.PENDING).first()

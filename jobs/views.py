@@ -1,6 +1,5 @@
 import json
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
@@ -10,11 +9,11 @@ from rest_framework.exceptions import ValidationError
 
 from jobs.filters import JobFilter
 from jobs.forms import JobForm
-from jobs.kinds import get_kind, registry
+from jobs.kinds import get_kind, headline, registry
+from jobs.kinds.base import Page
 from jobs.models import ACTIVE, State
 from jobs.selectors import jobs_visible_to
 from jobs.services import job_submit
-from nodes.models import Node
 from nodes.selectors import nodes_online
 from portal.errors import PortalError
 from portal.projects.models import Role
@@ -53,6 +52,8 @@ def job_list(request):
     # A value that is not valid filters nothing, as a page's filter form would.
     jobs = JobFilter(request.GET, queryset=jobs, request=request).qs
     page = Paginator(jobs, 50).get_page(request.GET.get("page"))
+    for job in page:
+        job.figures = headline(job)
     return render(
         request,
         "jobs/list.html",
@@ -72,6 +73,7 @@ def job_detail(request, pk):
     if job is None:
         raise Http404("No such job.")
     membership = page_membership(request, job.project_id)
+    kind = get_kind(job.kind)
     return render(
         request,
         "jobs/detail.html",
@@ -82,8 +84,8 @@ def job_detail(request, pk):
             "transitions": job.transitions.select_related("by"),
             "artifacts": job.artifacts.all(),
             "children": job.children.order_by("id")[:20],
-            # A kind's own part of the page, if it has one (a campaign's candidates).
-            "kind_template": getattr(get_kind(job.kind), "detail_template", None),
+            # The kind's own parts of the page, if it has any.
+            "page": kind.page if kind else Page(),
             "can_cancel": membership.allows(Role.EDITOR) and not job.is_finished,
             "can_submit": membership.allows(Role.EDITOR),
         },
@@ -130,15 +132,12 @@ def job_new_kind(request, pk, kind):
             form.add_error(None, str(exc.detail))
         else:
             return redirect("job", pk=job.pk)
-    templates = [f"jobs/new_{kind}.html", "jobs/new_kind.html"]
     context = {
         "project": project,
         "kind": job_kind,
         "form": form,
-        # For the page's script (a prediction's MSA and template choices).
+        # For the kind's own form scripts (which upload a field may name).
         "uploads": [{"id": u.pk, "name": u.name, "kind": u.kind} for u in uploads],
-        # Where a prediction's MSAs can come from.
-        "msa_server": bool(settings.PORTAL_MSA_SERVER_URL),
-        "msa_local": any(n.can_run("msa_local") for n in Node.objects.filter(enabled=True)),
+        **job_kind.form_context(project),
     }
-    return render(request, templates, context)
+    return render(request, job_kind.page.form or "jobs/new_kind.html", context)

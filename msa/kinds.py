@@ -1,6 +1,6 @@
 """`msa`: the MSAs of protein chains, from the configured server or a node's local database,
 through the cache (msa/searches.py), on a CPU slot: the job a prediction submits for its chains
-without an MSA of their own (jobs/kinds/predict.py), which waits for it holding no GPU.
+without an MSA of their own (msa/protocol.py), which waits for it holding no GPU.
 
 It runs in a thread of the node's runner (`in_runner`), as the cache and the searches' claims
 live in the portal's database, which a job's own process is never given. Its lines go to its
@@ -20,6 +20,7 @@ from msa.colabfold import MsaServer
 from msa.errors import MsaError
 from msa.local import LocalDatabase
 from msa.models import Source
+from msa.protocol import KIND, file_name
 from msa.searches import msas, paired_blocks, server_paired_msa
 from msa.services import normalise
 from nodes.models import Node
@@ -76,7 +77,7 @@ def unavailable(source: str) -> str | None:
 
 
 class MsaKind(JobKind):
-    name = "msa"
+    name = KIND
     title = "MSA search"
     gpu = "none"
     in_runner = True
@@ -122,9 +123,9 @@ class MsaKind(JobKind):
             sequence = chain["sequence"]
             if paired:
                 rows = boltz_csv(paired[sequence], texts[sequence])
-                (context.out / f"msa-{chain['id']}.csv").write_text(rows)
+                (context.out / file_name(chain["id"], paired=True)).write_text(rows)
             else:
-                (context.out / f"msa-{chain['id']}.a3m").write_text(texts[sequence])
+                (context.out / file_name(chain["id"], paired=False)).write_text(texts[sequence])
             say(f"Chain {chain['id']}: MSA ready ({'paired' if paired else 'unpaired'})")
         output.progress(100, "MSAs ready")
 

@@ -57,6 +57,8 @@ INSTALLED_APPS = [
     "nodes",
     "msa",
     "jobs",
+    "predictions",
+    "training",
     "designs",
 ]
 

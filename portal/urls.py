@@ -31,6 +31,7 @@ urlpatterns = [
     path("api/v1/", include("jobs.api_urls")),
     path("api/v1/", include("nodes.api_urls")),
     path("api/v1/", include("msa.api_urls")),
+    path("api/v1/", include("predictions.api_urls")),
     path("api/v1/", include("designs.api_urls")),
 ]
 

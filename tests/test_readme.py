@@ -1,5 +1,6 @@
-"""The README's example scripts, run as written against a live portal (only the address, token
-and ids filled in), so the README stays true."""
+"""The example scripts of docs/api.md (an upload, a job, a follow: those that take a token), run
+as written against a live portal (only the address, token and ids filled in), so the docs stay
+true."""
 
 import re
 import subprocess
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 
 def examples() -> list[str]:
-    text = (REPO / "README.md").read_text()
+    text = (REPO / "docs" / "api.md").read_text()
     return [block for block in re.findall(r"```python\n(.*?)```", text, re.S) if "TOKEN" in block]
 
 

@@ -1,4 +1,6 @@
-"""The registry of job kinds. Adding a kind: its own module, and one line below."""
+"""The registry of job kinds. The engine's own diagnostic (`check`) is built in; every other kind
+is registered by its app's `AppConfig.ready` (docs/architecture.md lists them), and modules
+named in PORTAL_JOB_KIND_MODULES register more when imported."""
 
 import importlib
 
@@ -6,14 +8,9 @@ from django.conf import settings
 
 from jobs.kinds.base import JobKind
 from jobs.kinds.check import CheckKind
-from jobs.kinds.predict import PredictKind
-from jobs.kinds.train import ScoreKind, TrainKind
 
 _BUILT_IN: list[JobKind] = [
     CheckKind(),
-    PredictKind(),
-    TrainKind(),
-    ScoreKind(),
 ]
 
 _kinds: dict[str, JobKind] | None = None
@@ -36,3 +33,14 @@ def registry() -> dict[str, JobKind]:
 
 def get_kind(name: str) -> JobKind | None:
     return registry().get(name)
+
+
+def headline(job) -> list[tuple[str, float]]:
+    """The figures a list of jobs shows beside a job: those its kind names (`JobKind.headline`),
+    as (label, value), for the metrics it has."""
+    kind = get_kind(job.kind)
+    return [
+        (label, job.metrics[name]["value"])
+        for name, label in (kind.headline if kind else ())
+        if isinstance(job.metrics.get(name), dict) and "value" in job.metrics[name]
+    ]

@@ -1,7 +1,7 @@
 """The interface every job kind implements.
 
-A kind is a plug-in in a module of its own (`jobs/kinds/check.py`, …) registered by one line in
-`jobs/kinds/__init__.py`. It:
+A kind is a plug-in in the app it belongs to (`predictions/kinds.py`, …), registered from the
+app's `AppConfig.ready` with `jobs.kinds.register`; `check` is the one built in. It:
 
 - declares its parameters once, as a DRF serializer (`Params`): that declaration validates
   submissions (unknown parameters refused, defaults filled in, a 400 naming each bad field),
@@ -11,22 +11,22 @@ A kind is a plug-in in a module of its own (`jobs/kinds/check.py`, …) register
   submits to which project), raising `PortalError` with a message for a scientist, and
   returns the cleaned parameters that are stored with the job;
 - may estimate the GPU memory a job needs (`gpu_memory`), once, at submission;
-- may say what a job `needs` of its node beyond the kind's `requires` (a local MSA search
-  needs a node with the database), decided at submission and stored with the job;
-- may give a job `first_children`: jobs that must end before it can run (a prediction's MSA
-  search, on a CPU slot). They are submitted with it, it waits for them in `pending`, and
+- may say what a job `needs` of its node beyond the kind's `requires` (a search in a local
+  database needs a node that has it), decided at submission and stored with the job;
+- may give a job `first_children`: jobs that must end before it can run (a search on a CPU
+  slot before the job takes a GPU). They are submitted with it, it waits for them in `pending`, and
   `children_ended` decides what follows once the last has ended (by default: queued if all
   succeeded, else failed, naming the child and its reason);
 - names any `extra_inputs` the node must fetch besides the uploads (another job's artifact, such
-  as a trained model or the MSAs its search found), and any `named_uploads`: uploads its
-  parameters name by id (a prediction's MSA or template), which join the job's inputs after
-  those given;
+  as a trained model or what its first children found), and any `named_uploads`: uploads its
+  parameters name by id (inside a document it takes), which join the job's inputs after those
+  given;
 - `build`s what runs on the node: a `Command` (a fresh subprocess per job) or, for a kind
   with `engine` set, a request for a resident engine process that keeps its model loaded
   between jobs on the same slot (jobs/engine_server.py), started with the kind's
   `engine_environment` and the node's `engine_options`; or, for a kind with `in_runner` set,
   `run`s in a thread of the node's runner itself: for work that needs the portal's database
-  and storage (an MSA search and its cache), which a job's own process is never given;
+  and storage (a search with a cache of its own), which a job's own process is never given;
 - `collect`s outputs: by default every file the job wrote into its `out/` directory becomes an
   artifact.
 
@@ -64,6 +64,23 @@ class RunContext:
     input_kinds: list[str] = field(default_factory=list)  # each upload's kind (fasta, csv, …)
     input_ids: list[int] = field(default_factory=list)  # each upload's id
     extras: dict[str, Path] = field(default_factory=dict)  # extra inputs, by name
+
+
+@dataclass(frozen=True)
+class Page:
+    """A kind's own parts of the portal's pages; the generic pages name no kind."""
+
+    # Included in a job's page below its progress (a structure, a table of candidates), with
+    # the job in its context.
+    template: str | None = None
+    # Static files the job's page loads after its own (scripts, then styles in its head).
+    scripts: tuple[str, ...] = ()
+    styles: tuple[str, ...] = ()
+    # Whether the job's page draws its metric points as charts (a kind whose figures its own
+    # part shows says no).
+    charts: bool = True
+    # The new-job page's template, extending jobs/new_kind.html (by default that page alone).
+    form: str | None = None
 
 
 @dataclass
@@ -104,7 +121,7 @@ class JobKind:
     Params: type[serializers.Serializer] = NoParams
     # "none": CPU slots only; "optional": a GPU slot if free, else a CPU slot; "required".
     gpu: str = "optional"
-    # Engines (as the node agent reports them: "torch", "boltz") a node must have ready.
+    # Engines (by the names the node agent reports them under) a node must have ready.
     requires: tuple[str, ...] = ()
     # How many uploads the kind takes, and of which kinds.
     min_inputs: int = 0
@@ -114,12 +131,14 @@ class JobKind:
     engine: str | None = None
     # Set to run in a thread of the node's runner (`run`) instead of a subprocess.
     in_runner: bool = False
-    # False for a job that runs as its children do and holds no slot itself (a design
-    # campaign): it is born running, on no node, and its own app moves it on and ends it
+    # False for a job that runs as its children do and holds no slot itself (a search over
+    # many candidates): it is born running, on no node, and its own app moves it on and ends it
     # (jobs/services.py: `job_add_children`, `job_conclude`).
     holds_slot: bool = True
-    # A template of the kind's own, included in its jobs' pages (a campaign's candidates).
-    detail_template: str | None = None
+    # Its parts of the pages (see `Page`).
+    page: Page = Page()
+    # The metrics a list of jobs shows beside each of this kind's: (metric name, label).
+    headline: tuple[tuple[str, str], ...] = ()
 
     def clean_params(self, params: dict) -> dict:
         """The parameters as `Params` declares them, defaults filled in; unknown or bad ones
@@ -199,6 +218,11 @@ class JobKind:
     def engine_options(self) -> dict:
         """This node's configuration for the kind's engine (weights, cache and checkpoint
         paths), read on the node where it starts: `Engine.load` gets it."""
+        return {}
+
+    def form_context(self, project) -> dict:
+        """What the kind's new-job page (`page.form`) needs besides the form and the project's
+        uploads."""
         return {}
 
     def collect(self, context: RunContext) -> list[Path]:

@@ -1,5 +1,5 @@
-"""`check`: what a node can run. Reports the NVIDIA driver and GPUs, torch and whether CUDA
-works, boltz and whether its weights are present, as log lines and `check.json`."""
+"""`check`: what a node can run, as its probe sees it (nodes/probe.py: `inspect`), reported as log
+lines and `check.json`."""
 
 import sys
 

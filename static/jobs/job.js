@@ -109,8 +109,6 @@
       state.finishedAt = new Date(event.at);
       const cancel = el("job-cancel");
       if (cancel) cancel.hidden = true;
-      const score = el("score-row");
-      if (score && event.state === "succeeded") score.hidden = false;
       loadArtifacts();
       root.dispatchEvent(new CustomEvent("job:finished", { detail: event.state }));
     }
@@ -159,7 +157,7 @@
     else if (event.type === "progress") setProgress(event);
     else if (event.type === "state") setState(event);
     root.dataset.lastEvent = event.id;
-    // For a kind's own part of the page (a campaign's candidates).
+    // For a kind's own part of the page (jobs/kinds/base.py: Page).
     root.dispatchEvent(new CustomEvent("job:event", { detail: event }));
   }
   function connect() {

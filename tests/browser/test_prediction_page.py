@@ -9,7 +9,7 @@ import pytest
 from jobs.models import Job, State
 from tests.browser.conftest import screenshot, sign_in
 from tests.conftest import boltz_ready, wait_until
-from tests.jobs.test_predict import FAST, LIGAND
+from tests.predictions.test_predict import FAST, LIGAND
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

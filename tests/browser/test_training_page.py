@@ -4,7 +4,7 @@ import pytest
 
 from tests.browser.conftest import screenshot, sign_in
 from tests.http import post_file
-from tests.jobs.datasets import write_motif_csv
+from tests.training.datasets import write_motif_csv
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -12,8 +12,8 @@ from designs.kinds import BINDER, LINKER, LINKERS, candidate_input
 from designs.search import random_candidate
 from jobs.models import Job, State
 from tests.boltzkit import GLYCO_RESIDUE
-from tests.jobs.test_predict import artifact
 from tests.jobs.test_runner import place_and_run
+from tests.predictions.test_predict import artifact
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

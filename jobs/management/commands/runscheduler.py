@@ -16,8 +16,8 @@ class Command(BaseCommand):
     help = (
         "Run the scheduler's sweep every PORTAL_SCHEDULER_INTERVAL seconds: re-queue jobs of "
         "nodes that went offline or restarted, re-place what a broker lost, place queued jobs; "
-        "and what other apps run now and then (the MSA cache's clean-up, at start and every "
-        "PORTAL_MSA_CLEANUP_INTERVAL seconds)."
+        "and what other apps registered to run now and then (jobs/periodic.py), each at its "
+        "own interval."
     )
 
     def handle(self, *args, **options):

@@ -9,7 +9,7 @@ The document a job runs is the normalised one, stored with the job: a protein ch
 for boltz. Files are never named by path: where boltz takes a path (a
 protein's `msa`, a template's `cif` or `pdb`) the portal takes the id of an upload of the job's
 project (an A3M or boltz CSV; an mmCIF or PDB); the node fetches it and boltz reads it from
-there (jobs/kinds/predict.py).
+there (predictions/kinds.py).
 """
 
 import math

@@ -1,15 +1,15 @@
-"""`train`: a compact sequence model fitted to labeled sequences (jobs/programs/train.py), and
-`score`: a trained model applied to new sequences (jobs/programs/score.py)."""
+"""`train`: a compact sequence model fitted to labeled sequences (training/train.py), and
+`score`: a trained model applied to new sequences (training/score.py)."""
 
 import sys
 
 from django.core.files.storage import default_storage
 from rest_framework import serializers
 
-from jobs.kinds.base import Command, JobKind, RunContext
-from jobs.programs import seqdata
+from jobs.kinds.base import Command, JobKind, Page, RunContext
 from portal.errors import PortalError
 from portal.ids import IdField
+from training import seqdata
 
 TASKS = ("classification", "regression")
 MIN_ROWS = 20
@@ -59,6 +59,10 @@ class TrainKind(JobKind):
     min_inputs = max_inputs = 1
     input_kinds = ("csv", "tsv", "fasta")
     Params = TrainParams
+    page = Page(
+        template="training/detail.html", scripts=("training/model.js",), form="training/new.html"
+    )
+    headline = (("val_accuracy", "accuracy"), ("val_rmse", "RMSE"))
 
     def validate(self, params: dict, inputs: list, **context) -> dict:
         cleaned = self.clean_params(params)
@@ -86,7 +90,7 @@ class TrainKind(JobKind):
             [
                 sys.executable,
                 "-m",
-                "jobs.programs.train",
+                "training.train",
                 "--data",
                 str(context.inputs[0]),
                 "--kind",
@@ -152,7 +156,7 @@ class ScoreKind(JobKind):
             [
                 sys.executable,
                 "-m",
-                "jobs.programs.score",
+                "training.score",
                 "--model",
                 str(context.extras["model.pth"]),
                 "--data",

@@ -1,8 +1,8 @@
 """`predict`: a Boltz-2 structure prediction (boltz 2.2.1) of one input, a Boltz YAML or FASTA
 upload or the same document as JSON (`params.input`), on the slot's resident engine
-(jobs/programs/boltz_engine.py).
+(predictions/engine.py).
 
-The input is checked at submission, entity by entity (jobs/kinds/boltz_input.py: letters,
+The input is checked at submission, entity by entity (predictions/inputs.py: letters,
 SMILES with RDKit, constraints and affinity naming chains that exist) and then by boltz's own
 parser (its molecules for residues and CCD codes; the templates parsed as the node will), so a
 bad one gets a 400 naming the problem instead of failing on a node. MSAs and templates are
@@ -31,8 +31,12 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from rest_framework import serializers
 
-from jobs.kinds.base import Child, JobKind, RunContext
-from jobs.kinds.boltz_input import (
+from jobs.kinds.base import Child, JobKind, Page, RunContext
+from msa import protocol as msa
+from nodes.models import Node
+from portal.errors import PortalError
+from portal.uploads.models import Upload
+from predictions.inputs import (
     check_document,
     document_from_fasta,
     invalid,
@@ -41,10 +45,7 @@ from jobs.kinds.boltz_input import (
     with_msas,
     without_msa,
 )
-from jobs.programs.boltz_engine import MAX_MSA_SEQS, memory_needed
-from nodes.models import Node
-from portal.errors import PortalError
-from portal.uploads.models import Upload
+from predictions.memory import MAX_MSA_SEQS, memory_needed
 
 # What a reference in a document may name, by upload kind; and the suffix boltz wants for each.
 REFERENCE_KINDS = {"msa": ("a3m", "csv"), "cif": ("mmcif",), "pdb": ("pdb",)}
@@ -286,8 +287,21 @@ class PredictKind(JobKind):
     requires = ("boltz",)
     min_inputs, max_inputs = 0, 1
     input_kinds = ("yaml", "fasta")
-    engine = "jobs.programs.boltz_engine.BoltzEngine"
+    engine = "predictions.engine.BoltzEngine"
     Params = PredictParams
+    page = Page(
+        template="predictions/detail.html",
+        scripts=("vendor/molstar/molstar.js", "predictions/prediction.js"),
+        styles=("vendor/molstar/molstar.css",),
+        charts=False,  # its figures are the structure's, shown by its own part
+        form="predictions/new.html",
+    )
+    headline = (
+        ("confidence_score", "confidence"),
+        ("iptm", "ipTM"),
+        ("complex_plddt", "pLDDT"),
+        ("affinity_probability_binary", "binder p"),
+    )
 
     def validate(self, params: dict, inputs: list, *, project=None, **context) -> dict:
         cleaned = self.clean_params(params)
@@ -308,34 +322,33 @@ class PredictKind(JobKind):
             cleaned["msa"] = "server" if settings.PORTAL_MSA_SERVER_URL else "single"
         return cleaned
 
+    def form_context(self, project) -> dict:
+        """Where a chain's MSA can come from, for the form to say so."""
+        return {
+            "msa_server": bool(settings.PORTAL_MSA_SERVER_URL),
+            "msa_local": any(n.can_run("msa_local") for n in Node.objects.filter(enabled=True)),
+        }
+
     def first_children(self, params: dict) -> list[Child]:
         """The search of the MSAs of the proteins that name none (unless single sequence)."""
         missing = without_msa(params["input"])
         if params["msa"] == "single" or not missing:
             return []
-        chains = [{"id": chain, "sequence": sequence} for chain, sequence in missing]
-        return [
-            Child(
-                kind="msa",
-                name=f"MSAs of chain {', '.join(chain for chain, _ in missing)}",
-                params={"source": params["msa"], "chains": chains},
-            )
-        ]
+        name = f"MSAs of chain {', '.join(chain for chain, _ in missing)}"
+        return [msa.search(missing, params["msa"], name)]
 
     def extra_inputs(self, job) -> list[dict]:
-        """The MSAs its search found (`msa-<chain>.a3m` or `.csv`)."""
-        from jobs.models import Artifact, State
-
-        found = Artifact.objects.filter(
-            job__parent=job, job__kind="msa", job__state=State.SUCCEEDED, name__startswith="msa-"
-        )
-        return [{"name": a.name, "storage_key": a.storage_key, "sha256": a.sha256} for a in found]
+        """The MSAs its search found (one file per chain)."""
+        return [
+            {"name": a.name, "storage_key": a.storage_key, "sha256": a.sha256}
+            for a in msa.found(job)
+        ]
 
     def named_uploads(self, params: dict) -> list[int]:
         return [ref.upload for ref in references(params["input"])]
 
     def gpu_memory(self, params: dict, inputs: list) -> int:
-        """GPU memory a prediction needs (`memory_needed`, jobs/programs/boltz_engine.py), from
+        """GPU memory a prediction needs (`memory_needed`, predictions/memory.py), from
         its tokens and the depth of its deepest uploaded MSA; a protein whose MSA is still to
         be searched counts as the most rows boltz reads."""
         msas = {ref.upload for ref in references(params["input"]) if ref.what == "msa"}
@@ -363,11 +376,11 @@ class PredictKind(JobKind):
             files[pk] = str(path)
         document = context.params["input"]
         named = dict.fromkeys(files[ref.upload] for ref in references(document))
-        # The MSAs its search found, by chain (`msa-<chain>.a3m` or `.csv`).
+        # The MSAs its search found, by chain.
         searched = {
-            name[len("msa-") :].rsplit(".", 1)[0]: str(path)
+            msa.chain_of(name): str(path)
             for name, path in context.extras.items()
-            if name.startswith("msa-")
+            if msa.chain_of(name)
         }
         return {
             "document": with_msas(with_files(document, files), searched),

@@ -1,8 +1,8 @@
 """The `train` job's program:
 
-    python -m jobs.programs.train --data FILE --kind csv|tsv|fasta --out DIR --params JSON
+    python -m training.train --data FILE --kind csv|tsv|fasta --out DIR --params JSON
 
-Fits jobs/programs/seqmodel.py to the labeled sequences, reporting per epoch (and every
+Fits training/seqmodel.py to the labeled sequences, reporting per epoch (and every
 STEPS_REPORTED batches of a long epoch) the losses and validation figures as metric points,
 progress, and log lines with the elapsed time. Writes `model.pth` (the weights and all that is
 needed to use them), `metrics.json` (every epoch's figures and the best) and `train.log`.
@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from jobs import report
-from jobs.programs import seqdata
-from jobs.programs.seqmodel import SequenceModel, Vocabulary
+from training import seqdata
+from training.seqmodel import SequenceModel, Vocabulary
 
 STEPS_REPORTED = 50
 

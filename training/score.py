@@ -1,6 +1,6 @@
 """The `score` job's program:
 
-    python -m jobs.programs.score --model model.pth --data FILE --kind K --out DIR [--column C]
+    python -m training.score --model model.pth --data FILE --kind K --out DIR [--column C]
 
 Loads the trained model once, predicts every sequence of the input in batches and writes
 `predictions.csv`: the input's rows in order, with `name`, `sequence`, `prediction` and, for a
@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 from jobs import report
-from jobs.programs import seqdata
-from jobs.programs.seqmodel import load
+from training import seqdata
+from training.seqmodel import load
 
 BATCH = 256
 

@@ -2,7 +2,7 @@ import json as json_module
 
 from django.core.management.base import BaseCommand
 
-from jobs.programs.check import inspect
+from nodes.probe import inspect
 
 
 class Command(BaseCommand):

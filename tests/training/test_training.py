@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from jobs.models import Job, State
-from jobs.programs.seqmodel import load
 from tests.conftest import REPO, wait_until
 from tests.http import post_file
-from tests.jobs.datasets import write_activity_tsv, write_motif_csv, write_motif_fasta
+from tests.training.datasets import write_activity_tsv, write_motif_csv, write_motif_fasta
+from training.seqmodel import load
 
 pytestmark = pytest.mark.slow
 
@@ -158,7 +158,7 @@ def test_training_is_deterministic_for_a_seed_on_the_cpu(tmp_path):
             [
                 sys.executable,
                 "-m",
-                "jobs.programs.train",
+                "training.train",
                 "--data",
                 str(data),
                 "--kind",

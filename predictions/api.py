@@ -1,0 +1,61 @@
+"""A prediction's API beside the jobs' own: its PAE for a heatmap, and its input as AlphaFold 3
+JSON."""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from jobs.selectors import job_for
+from portal.uploads.models import Upload
+from predictions.inputs import as_alphafold3
+from predictions.kinds import PredictKind, msa_as_a3m
+from predictions.results import pae_bytes, read_json
+
+
+class PaeQuery(serializers.Serializer):
+    sample = serializers.IntegerField(min_value=0, max_value=99, default=0)
+
+
+class PaeView(APIView):
+    """A prediction sample's predicted aligned error, compact enough for a page to draw a
+    heatmap of a large complex: each value as one byte (0 to 255 over 0 to `max` Å)."""
+
+    @extend_schema(
+        parameters=[PaeQuery],
+        responses={200: OpenApiTypes.OBJECT},
+        summary="A prediction sample's PAE, for a heatmap",
+    )
+    def get(self, request, pk):
+        job = job_for(request.user, pk)
+        query = PaeQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        sample = query.validated_data["sample"]
+        artifact = job.artifacts.filter(name=f"pae_job-{job.pk}_model_{sample}.npz").first()
+        chains = job.artifacts.filter(name="chains.json").first()
+        if artifact is None or chains is None:
+            raise NotFound("No such sample's PAE.")
+        return Response({"sample": sample, **pae_bytes(artifact), **read_json(chains)})
+
+
+class AlphaFold3View(APIView):
+    @extend_schema(
+        responses={200: OpenApiTypes.OBJECT},
+        summary="A prediction's input as AlphaFold 3 JSON (dialect alphafold3, version 2)",
+    )
+    def get(self, request, pk):
+        job = job_for(request.user, pk)
+        if job.kind != PredictKind.name:
+            raise NotFound("Only a prediction has an AlphaFold 3 input.")
+        uploads = {u.pk: u for u in Upload.objects.filter(job_inputs__job=job)}
+        converted = as_alphafold3(
+            job.params["input"],
+            job.name,
+            job.params["seed"],
+            msa_text=lambda pk: msa_as_a3m(uploads[pk]),
+        )
+        response = Response(converted)
+        response["Content-Disposition"] = f'attachment; filename="job-{job.pk}-af3.json"'
+        return response

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from predictions import api
+
+urlpatterns = [
+    path("jobs/<id:pk>/af3/", api.AlphaFold3View.as_view(), name="api-job-af3"),
+    path("jobs/<id:pk>/pae/", api.PaeView.as_view(), name="api-job-pae"),
+]
