@@ -9,7 +9,7 @@ import time
 from rest_framework import serializers
 
 from jobs.kinds import register
-from jobs.kinds.base import Command, JobKind
+from jobs.kinds.base import Command, CommandKind
 
 # The job: a process that only says when it started.
 NOOP = [sys.executable, "-S", "-c", "import time; print('started', time.time())"]
@@ -19,7 +19,7 @@ class NoopParams(serializers.Serializer):
     n = serializers.IntegerField(required=False, help_text="tells otherwise equal jobs apart")
 
 
-class NoopKind(JobKind):
+class NoopKind(CommandKind):
     name = "noop"
     title = "No-op (benchmarks)"
     gpu = "optional"

@@ -34,8 +34,9 @@ from designs import search
 from designs.kinds import BINDER, TARGET, candidate_params
 from designs.models import Candidate
 from jobs.kinds.base import Child
+from jobs.lifecycle import events_append
 from jobs.models import ACTIVE, Artifact, Job, State
-from jobs.services import job_add_children, job_conclude, job_report
+from jobs.services import job_add_children, job_conclude
 from msa import protocol as msa
 from portal.errors import PortalError
 from portal.uploads.services import upload_create
@@ -101,7 +102,7 @@ class Step:
 
     def flush(self) -> None:
         if self.events:
-            job_report(job_id=self.campaign.pk, events=self.events)
+            events_append(job_id=self.campaign.pk, events=self.events)
             self.events = []
 
     def run(self) -> None:

@@ -1,6 +1,6 @@
 """`design`: a peptide binder design campaign against a target protein (docs/kinds/design.md).
 
-The campaign is a job that holds no slot (`holds_slot = False`): it is born running, and the
+The campaign is a job that holds no slot (a `ParentKind`): it is born running, and the
 scheduler moves it on (designs/campaigns.py) while its candidates, child `predict` jobs, run on
 the pool's warm engines like any job of its owner. Its parameters are checked at submission as
 a prediction's would be: a sample candidate's input goes through the predict kind's own checks
@@ -18,7 +18,7 @@ from rest_framework import serializers
 
 from designs import search
 from jobs.kinds import get_kind
-from jobs.kinds.base import JobKind, Page
+from jobs.kinds.base import Page, ParentKind
 from msa.kinds import PROTEIN, unavailable
 from portal.errors import PortalError
 from predictions.inputs import document_from_fasta, invalid
@@ -130,10 +130,9 @@ def candidate_params(params: dict, sequence: str, target_msa) -> dict:
     }
 
 
-class DesignKind(JobKind):
+class DesignKind(ParentKind):
     name = "design"
     title = "Design peptide binders (Boltz-2)"
-    holds_slot = False
     page = Page(template="designs/candidates.html")
     min_inputs, max_inputs = 0, 1
     input_kinds = ("fasta",)

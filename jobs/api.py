@@ -15,7 +15,7 @@ from jobs.selectors import events_after, job_for, jobs_visible_to
 from jobs.services import (
     Submission,
     job_cancel,
-    job_check,
+    validate_submission,
     job_set_priority,
     job_store,
     job_submit_batch,
@@ -104,7 +104,7 @@ def submission_from(user, spec) -> Submission:
     data.is_valid(raise_exception=True)
     values = dict(data.validated_data)
     project = project_for(user, values.pop("project"), role=Role.EDITOR)
-    return job_check(project=project, by=user, **values)
+    return validate_submission(project=project, by=user, **values)
 
 
 def submissions() -> dict[str, type[serializers.Serializer]]:

@@ -1,8 +1,9 @@
 """A job's record: its state machine and its numbered events.
 
 Every change of a job's state goes through `transition`, which records it with its reason and
-appends a `state` event; every event goes through `events_append` (or a transition's
-`output`), which numbers it and fences it against superseded runs. The services
+appends a `state` event; every other event (a log line, from a run or from the portal itself,
+a metric point, progress) goes through `events_append` (or a transition's `output`), which
+numbers it and fences it against superseded runs. The services
 (jobs/services.py), placement and the sweep all change jobs through here; this module asks
 nothing of them.
 
@@ -125,31 +126,43 @@ def _insert_events(job_id: int, placement: int, first_seq: int, events: list[dic
     transaction.on_commit(lambda: live.publish(job_id, messages))
 
 
-def note(job: Job, line: str) -> None:
-    """A log line from the portal itself, for a job whose row the caller holds locked."""
-    seq = job.event_seq + 1
-    Job.objects.filter(pk=job.pk).update(event_seq=seq)
-    _insert_events(
-        job.pk, job.placement, seq, [{"type": EventType.LOG, "line": line}], timezone.now()
-    )
+# The states a job may hear output in, by default: a run's output while it runs.
+RUNNING = (State.RUNNING,)
 
 
-def events_append(*, job_id: int, placement: int, events: Iterable[dict], durable=True) -> bool:
-    """Store a runner's events for its run of a job. False when that run is no longer the
-    job's (cancelled, re-queued, placed again): the events are dropped and the run should stop.
-    Three queries however many events. `durable=False` lets PostgreSQL commit without waiting
-    for its log to reach the disk (the runner's batches of output; never state changes)."""
+def log_line(line: str) -> dict:
+    """The event of one log line."""
+    return {"type": EventType.LOG, "line": line}
+
+
+def events_append(
+    *,
+    job_id: int,
+    events: Iterable[dict],
+    placement: int | None = None,
+    states: tuple[str, ...] | None = RUNNING,
+    durable: bool = True,
+) -> bool:
+    """The one way events (log lines, metric points, progress) join a job's log: numbered,
+    with what they change on the job (its progress, its latest metrics), published live.
+
+    A run's output names its `placement`: False (nothing stored, the run should stop) when
+    that run is no longer the job's (cancelled, re-queued, placed again). `states` are those
+    the job must be in (None: any, for the portal's own lines about a job whose row the caller
+    holds locked; a waiting job's app says PENDING). Three queries however many events.
+    `durable=False` lets PostgreSQL commit without waiting for its log to reach the disk (the
+    runner's batches of output; never state changes)."""
     events = list(events)
     now = timezone.now()
     with transaction.atomic():
         if not durable:
             sql.commit_without_waiting()
-        job = (
-            Job.objects.select_for_update()
-            .filter(pk=job_id, placement=placement, state=State.RUNNING)
-            .values("event_seq", "metrics")
-            .first()
-        )
+        found = Job.objects.select_for_update().filter(pk=job_id)
+        if placement is not None:
+            found = found.filter(placement=placement)
+        if states is not None:
+            found = found.filter(state__in=states)
+        job = found.values("event_seq", "metrics", "placement").first()
         if job is None:
             return False
         if not events:
@@ -157,7 +170,7 @@ def events_append(*, job_id: int, placement: int, events: Iterable[dict], durabl
         fields = {"event_seq": job["event_seq"] + len(events)}
         fields |= _output_fields(events, job["metrics"], now)
         Job.objects.filter(pk=job_id).update(**fields)
-        _insert_events(job_id, placement, job["event_seq"] + 1, events, now)
+        _insert_events(job_id, job["placement"], job["event_seq"] + 1, events, now)
     return True
 
 

@@ -1,8 +1,8 @@
 """How a job's own process runs on a node: its environment (its GPU pinned, the portal's
 secrets left out), a process group of its own that dies with its runner, and its output read
 line by line. Used by the runner for subprocess jobs and by the engine client
-(jobs/engine_client.py) to start resident engines. `ThreadRun` runs the work of an `in_runner`
-kind in a thread of the runner instead, behind the same interface."""
+(jobs/engine_client.py) to start resident engines. `ThreadRun` runs the work of a runner kind
+in a thread of the runner instead, behind the same interface (`Run`)."""
 
 import ctypes
 import os
@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import threading
+from typing import Protocol
 
 from django.conf import settings
 
@@ -21,6 +22,22 @@ MAX_LINE = 10_000
 HIDDEN_ENV = ("DATABASE_URL", "REDIS_URL", "DJANGO_SECRET_KEY", "PORTAL_S3_", "AWS_")
 # Put on a run's line queue when one of its output streams ends.
 DONE = object()
+
+
+class Run(Protocol):
+    """A started job as the runner watches it: `SubprocessRun`, `ThreadRun`, and
+    jobs/engine_client.py's `EngineRun`."""
+
+    lines: queue.Queue  # its output, a line each, and DONE as each of its streams ends
+    open_streams: int  # how many DONE end its output
+    error: str | None  # what went wrong, where it says so itself (not in its output)
+    error_prefix: str  # put before `error` in the job's reason
+
+    def stop(self, grace: float) -> None:
+        """Ask it to stop; make it stop after `grace` seconds where that can be done."""
+
+    def exit_code(self) -> int | None:
+        """Once its output has ended: 0 when it succeeded."""
 
 
 # If the runner dies (its node was killed), its job dies too instead of holding the GPU as an
@@ -56,6 +73,8 @@ def job_environment(gpu: int | None, extra: dict) -> dict:
 
 class SubprocessRun:
     """A job as a subprocess in a process group of its own, its output read line by line."""
+
+    error_prefix = ""
 
     def __init__(self, command: Command, context: RunContext):
         self.lines: queue.Queue = queue.Queue(maxsize=10_000)
@@ -102,7 +121,7 @@ class SubprocessRun:
 
 
 class ThreadRun:
-    """An `in_runner` kind's `run` in a thread of the runner, its lines and progress on the
+    """A runner kind's `run` in a thread of the runner, its lines and progress on the
     same queue as a subprocess's. Stopping asks it to stop (`Output.stopping`) and waits up to
     the grace period; a thread cannot be killed, so work that ignores the request ends on its
     own, and what it would write then is dropped with its superseded run."""

@@ -26,14 +26,14 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F
 
-from jobs import report
+from jobs import markers
 from jobs.engine_client import EngineRun, make_room
 from jobs.kinds import get_kind
-from jobs.kinds.base import RunContext
+from jobs.kinds.base import Input, RunContext, Runs
 from jobs.lifecycle import events_append
 from jobs.models import Job, State
 from jobs.placement import FreedSlot, hand_over
-from jobs.processes import DONE, SubprocessRun, ThreadRun
+from jobs.processes import DONE, Run, SubprocessRun, ThreadRun
 from jobs.services import job_finish, job_requeue, job_start
 from portal.uploads.filenames import safe_filename
 from portal.uploads.models import Upload
@@ -52,12 +52,22 @@ POLL_SECONDS = 0.5
 ENDED = ".ended"
 
 
+# An outcome's state for a run that is no longer the job's (its placement was superseded, or
+# the job was requeued meanwhile): nothing of it is stored.
+SUPERSEDED = "superseded"
+
+
 @dataclass
 class Outcome:
+    """How a run ended: a job's end state (succeeded, failed, cancelled), back to the queue
+    (QUEUED), or SUPERSEDED; with what the end stores (`conclude`)."""
+
     state: str
-    reason: str
+    reason: str = ""
     error: str = ""
     by: object = None
+    artifacts: list[dict] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
 
 
 def _duration(seconds: float) -> str:
@@ -77,53 +87,40 @@ class JobRun:
         self._batch_since = 0.0
 
     # --- the run --------------------------------------------------------------------------
-    def execute(self) -> "Ending | None":
-        """Run the job to its end: how it ended, or None if the run was superseded (then
-        nothing of it is stored)."""
+    def execute(self) -> Outcome:
+        """Run the job to its end: how it ended, with its artifacts (when it ended for good)
+        and the output not yet written, which goes in the same transaction as its end."""
         if self.scratch.exists():
             shutil.rmtree(self.scratch)
         (self.scratch / "in").mkdir(parents=True)
         (self.scratch / "out").mkdir()
-        inputs, digests, kinds, ids = self.fetch_inputs()
         context = RunContext(
             job_id=self.job.pk,
             params=self.job.params,
-            inputs=inputs,
+            inputs=self.fetch_inputs(),
             scratch=self.scratch,
             out=self.scratch / "out",
             slot=self.job.slot,
             gpu=self.job.gpu,
-            input_digests=digests,
-            input_kinds=kinds,
-            input_ids=ids,
             extras=self.fetch_extras(),
         )
         if context.gpu is not None:
             self.make_room(context)
-        if self.kind.engine:
-            process = EngineRun(self.kind, context)
-        elif self.kind.in_runner:
-            process = ThreadRun(self.kind, context)
-        else:
-            process = SubprocessRun(self.kind.build(context), context)
-        outcome = self.watch(process)
-        if outcome is None:
-            log.info(
-                "job %s placement %s was superseded; nothing stored", self.job.pk, self.placement
-            )
-            return None
-        artifacts = self.store(self.kind.collect(context))
-        # The last output goes in the same transaction as the end of the run.
-        events, self._batch = self._batch, []
-        return Ending(
-            placement=self.placement,
-            state=outcome.state,
-            reason=outcome.reason,
-            error=outcome.error,
-            artifacts=artifacts,
-            events=events,
-            by=outcome.by,
-        )
+        outcome = self.watch(self.start(context))
+        if outcome.state not in (SUPERSEDED, State.QUEUED):
+            outcome.artifacts = self.store(self.kind.collect(context))
+        outcome.events, self._batch = self._batch, []
+        return outcome
+
+    def start(self, context: RunContext) -> Run:
+        """The job started the way its kind runs (jobs/kinds/base.py: Runs)."""
+        if self.kind.runs is Runs.ENGINE:
+            return EngineRun(self.kind, context)
+        if self.kind.runs is Runs.RUNNER:
+            return ThreadRun(self.kind, context)
+        if self.kind.runs is Runs.SUBPROCESS:
+            return SubprocessRun(self.kind.build(context), context)
+        raise RuntimeError(f"a {self.kind.name} job holds no slot and is not run by a node")
 
     def make_room(self, context: RunContext) -> None:
         """Idle engines of other kinds on this GPU go if the job needs their memory."""
@@ -133,9 +130,9 @@ class JobRun:
         ):
             self.add({"type": "log", "line": line})
 
-    def fetch_inputs(self) -> tuple[list[Path], list[str], list[str], list[int]]:
+    def fetch_inputs(self) -> list[Input]:
         """Copy the inputs from storage into `in/`, checking their digests on the way."""
-        paths, digests, kinds, ids, taken = [], [], [], [], set()
+        inputs, taken = [], set()
         uploads = Upload.objects.filter(job_inputs__job_id=self.job.pk).annotate(
             position=F("job_inputs__position")
         )
@@ -144,11 +141,9 @@ class JobRun:
             if name in taken:
                 name = f"{upload.position}-{name}"
             taken.add(name)
-            paths.append(self.fetch(upload.storage_key, upload.sha256, name, upload.name))
-            digests.append(upload.sha256)
-            kinds.append(upload.kind)
-            ids.append(upload.pk)
-        return paths, digests, kinds, ids
+            path = self.fetch(upload.storage_key, upload.sha256, name, upload.name)
+            inputs.append(Input(path=path, digest=upload.sha256, kind=upload.kind, id=upload.pk))
+        return inputs
 
     def fetch_extras(self) -> dict[str, Path]:
         extras = {}
@@ -170,60 +165,61 @@ class JobRun:
             raise RuntimeError(f"input '{label}' in storage does not match its digest")
         return path
 
-    def watch(self, process) -> Outcome | None:
-        """Pump output into events until the run ends; None when it was superseded."""
-        job = self.job
+    def watch(self, process: Run) -> Outcome:
+        """Pump output into events until the run ends. A reason to stop it (cancel, limits,
+        its node disabled, the run superseded) stops the process once; how it ended is that
+        reason, else what the process's exit says."""
         started = last_output = time.monotonic()
         next_poll = started + POLL_SECONDS
-        streams_open = process.open_streams
-        stopping: Outcome | None = None
-        superseded = stopped = False
-        while streams_open:
-            wait = (
-                0.1 if not self._batch else min(0.1, max(0.0, self._flush_due() - time.monotonic()))
-            )
-            try:
-                item = process.lines.get(timeout=wait)
-            except queue.Empty:
-                item = None
+        stop: Outcome | None = None
+        open_streams = process.open_streams
+        while open_streams:
+            item = self.next_line(process)
             now = time.monotonic()
             if item is DONE:
-                streams_open -= 1
+                open_streams -= 1
             elif item is not None:
                 last_output = now
-                self.add(report.parse(item))
+                self.add(markers.parse(item))
+            why = None
             if self._batch and (len(self._batch) >= FLUSH_LINES or now >= self._flush_due()):
-                superseded |= not self.flush()
-            if stopping is None and not superseded and now >= next_poll:
+                if not self.flush():
+                    why = Outcome(SUPERSEDED)
+            if why is None and stop is None and now >= next_poll:
                 next_poll = now + POLL_SECONDS
-                superseded, stopping = self.check(started, last_output, now)
-            if (superseded or stopping is not None) and not stopped:
-                stopped = True
-                process.stop(settings.PORTAL_JOB_KILL_GRACE)
+                why = self.check(started, last_output, now)
+            if why is not None:
+                if stop is None:
+                    process.stop(settings.PORTAL_JOB_KILL_GRACE)
+                if stop is None or why.state == SUPERSEDED:
+                    stop = why
         code = process.exit_code()
-        if superseded:
+        return stop or self.exited(process, code)
+
+    def next_line(self, process: Run):
+        """The next line of output, DONE when a stream ended, or None after a short wait
+        (shorter when output waits to be written)."""
+        wait = 0.1 if not self._batch else min(0.1, max(0.0, self._flush_due() - time.monotonic()))
+        try:
+            return process.lines.get(timeout=wait)
+        except queue.Empty:
             return None
-        if stopping is not None:
-            if stopping.state == State.QUEUED:
-                if not self._batch or self.flush():
-                    job_requeue(job=job, reason=stopping.reason)
-                return None
-            return stopping
+
+    def exited(self, process: Run, code: int | None) -> Outcome:
+        """How a run that ended on its own ended."""
         if code == 0:
             return Outcome(State.SUCCEEDED, "finished")
+        tail = "\n".join(self.tail[-20:])
         if process.error:
             # An engine's own error (its load failed, or the job raised in it), or the error
-            # of an in-runner kind's work.
-            tail = "\n".join(self.tail[-20:])
+            # of a runner kind's work.
             return Outcome(State.FAILED, f"{process.error_prefix}{process.error}", tail)
         if code is not None and code < 0:
-            reason = f"was killed by {signal.Signals(-code).name}"
-        else:
-            reason = f"exited with code {code}"
-        return Outcome(State.FAILED, reason, "\n".join(self.tail[-20:]))
+            return Outcome(State.FAILED, f"was killed by {signal.Signals(-code).name}", tail)
+        return Outcome(State.FAILED, f"exited with code {code}", tail)
 
-    def check(self, started: float, last_output: float, now: float):
-        """(superseded, why to stop) from the job's row and the clock."""
+    def check(self, started: float, last_output: float, now: float) -> Outcome | None:
+        """Why to stop the run now, if at all, from the job's row and the clock."""
         job = self.job
         row = (
             Job.objects.filter(pk=job.pk)
@@ -233,26 +229,26 @@ class JobRun:
             .first()
         )
         if row is None or row["placement"] != self.placement or row["state"] != State.RUNNING:
-            return True, None
+            return Outcome(SUPERSEDED)
         if row["cancel_requested"]:
             by = get_user_model().objects.filter(pk=row["cancel_requested_by"]).first()
             who = f" by {by.username}" if by else ""
-            return False, Outcome(State.CANCELLED, f"cancelled{who}", by=by)
+            return Outcome(State.CANCELLED, f"cancelled{who}", by=by)
         if not row["node__enabled"]:
-            return False, Outcome(State.QUEUED, "its node was disabled")
+            return Outcome(State.QUEUED, "its node was disabled")
         if now - started > job.time_limit:
-            return False, Outcome(
+            return Outcome(
                 State.FAILED,
                 f"ran past its time limit of {_duration(job.time_limit)}",
                 "Stopped: the job ran past its time limit.",
             )
         if now - last_output > job.silence_limit:
-            return False, Outcome(
+            return Outcome(
                 State.FAILED,
                 f"printed nothing and reported no progress for {_duration(job.silence_limit)}",
                 "Stopped: the job went silent.",
             )
-        return False, None
+        return None
 
     # --- events ---------------------------------------------------------------------------
     def _flush_due(self) -> float:
@@ -270,7 +266,7 @@ class JobRun:
         batch, self._batch = self._batch, []
         self._last_flush = time.monotonic()
         return events_append(
-            job_id=self.job.pk, placement=self.placement, events=batch, durable=False
+            job_id=self.job.pk, events=batch, placement=self.placement, durable=False
         )
 
     # --- artifacts and scratch ------------------------------------------------------------
@@ -335,19 +331,6 @@ def scratch_cleanup(parent: Path, keep: int) -> tuple[int, int]:
     return removed, freed
 
 
-@dataclass
-class Ending:
-    """How a run ended: what `job_finish` stores."""
-
-    placement: int
-    state: str
-    reason: str
-    error: str = ""
-    artifacts: list[dict] = field(default_factory=list)
-    events: list[dict] = field(default_factory=list)
-    by: object = None
-
-
 def run_job(job_id: int, placement: int) -> str:
     """The Django-Q2 task a placement enqueues on its node's queue.
 
@@ -371,18 +354,15 @@ def run_job(job_id: int, placement: int) -> str:
         ran.append(job.pk)
         run = JobRun(job, following[1])
         try:
-            ending = run.execute()
+            outcome = run.execute()
         except Exception as exc:
             log.exception("job %s failed in its runner", job.pk)
-            ending = Ending(
-                placement=following[1],
-                state=State.FAILED,
-                reason=f"the node's runner failed: {exc}"[:400],
-                error=str(exc),
+            outcome = Outcome(
+                State.FAILED, f"the node's runner failed: {exc}"[:400], error=str(exc)
             )
         finally:
             run.cleanup()
-        following = end_and_hand_over(job, ending, within=ends - time.monotonic())
+        following = end_and_hand_over(run, outcome, within=ends - time.monotonic())
     if not ran:
         return f"{task}: nothing to do"
     if len(ran) == 1:
@@ -390,8 +370,33 @@ def run_job(job_id: int, placement: int) -> str:
     return f"{task}: done, then job(s) {', '.join(map(str, ran[1:]))} on its slot"
 
 
-def end_and_hand_over(job: Job, ending: Ending | None, within: float) -> tuple[int, int] | None:
-    """Store the run's end (unless it was superseded) and hand its slot on, in one
+def conclude(run: JobRun, outcome: Outcome) -> None:
+    """Store how a run ended, fenced by its placement: its end (with its last output and its
+    artifacts), or its output and its job back in the queue; nothing for a superseded run."""
+    job = run.job
+    if outcome.state == SUPERSEDED:
+        log.info("job %s placement %s was superseded; nothing stored", job.pk, run.placement)
+    elif outcome.state == State.QUEUED:
+        events = outcome.events
+        if not events or events_append(
+            job_id=job.pk, placement=run.placement, events=events, durable=False
+        ):
+            job_requeue(job=job, reason=outcome.reason)
+    else:
+        job_finish(
+            job_id=job.pk,
+            placement=run.placement,
+            state=outcome.state,
+            reason=outcome.reason,
+            error=outcome.error,
+            artifacts=outcome.artifacts,
+            events=outcome.events,
+            by=outcome.by,
+        )
+
+
+def end_and_hand_over(run: JobRun, outcome: Outcome, within: float) -> tuple[int, int] | None:
+    """The one way a run ends: store how it ended (`conclude`) and hand its slot on, in one
     transaction: the slot is never seen free between its two jobs, so the job that follows on
     it is this runner's to run at once. A hand-over that fails takes the end down with it; the
     end is then stored alone.
@@ -399,18 +404,16 @@ def end_and_hand_over(job: Job, ending: Ending | None, within: float) -> tuple[i
     If the slot got no job, another hand-over follows the commit: a job submitted while the
     run was ending had its own pass find the slot still taken, and would otherwise wait for
     the scheduler's sweep. (If that pass fails too, the sweep places what it could not.)"""
+    job = run.job
     freed = FreedSlot(node_id=job.node_id, slot=job.slot, within=within)
-    finish = {} if ending is None else {"job_id": job.pk, **vars(ending)}
     following = None
     try:
         with transaction.atomic():
-            if finish:
-                job_finish(**finish)
+            conclude(run, outcome)
             following = hand_over(freed)
     except Exception:
         log.exception("handing over the slot of job %s failed", job.pk)
-        if finish:
-            job_finish(**finish)
+        conclude(run, outcome)
     if following is None:
         try:
             following = hand_over(freed)

@@ -16,7 +16,7 @@ from django.utils import timezone
 from jobs import sql
 from jobs.kinds import get_kind, registry
 from jobs.kinds.base import JobKind
-from jobs.lifecycle import events_append, note, record_born, record_pending, transition
+from jobs.lifecycle import events_append, log_line, record_born, record_pending, transition
 from jobs.models import ACTIVE, Artifact, Job, JobInput, Priority, State
 from jobs.placement import place_soon
 from nodes.models import Node
@@ -149,9 +149,14 @@ def _create(work: _Work, *, project, by, name, priority, limit, now, parent=None
     return job
 
 
+def say(job: Job, line: str) -> None:
+    """A line of the portal's own in the log of a job whose row the caller holds locked."""
+    events_append(job_id=job.pk, events=[log_line(line)], states=None)
+
+
 @dataclass
 class Submission:
-    """A job submission checked and ready to store (`job_check`, then `job_store`)."""
+    """A job submission checked and ready to store (`validate_submission`, then `job_store`)."""
 
     project: Project
     by: object
@@ -162,7 +167,7 @@ class Submission:
     limit: int
 
 
-def job_check(
+def validate_submission(
     *,
     project: Project,
     by,
@@ -230,13 +235,13 @@ def job_store(submission: Submission) -> tuple[Job, bool]:
 
 def job_submit(**submission) -> tuple[Job, bool]:
     """Validate and queue a job; returns (job, created). `inputs` are ids of uploads in the
-    project, in order (see `job_check` for the rest).
+    project, in order (see `validate_submission` for the rest).
 
     The same kind, parameters and input bytes already queued or running in the project give
     back that job, unless `force`. A job whose kind gives it children (`first_children`, such
     as a search) is stored pending with them, queued; it goes on when they have ended.
     """
-    return job_store(job_check(**submission))
+    return job_store(validate_submission(**submission))
 
 
 def job_submit_batch(submissions: list[Submission]) -> list[tuple[Job, bool]]:
@@ -289,12 +294,6 @@ def job_add_children(*, parent: Job, children: list) -> list[Job]:
             made.append(job)
     transaction.on_commit(place_soon)
     return made
-
-
-def job_report(*, job_id: int, events: list[dict]) -> bool:
-    """Log lines, metric points and progress of a running job that holds no slot (its app
-    reports for it: the rounds of a search). False if it is no longer running."""
-    return events_append(job_id=job_id, placement=0, events=events)
 
 
 def job_conclude(
@@ -392,7 +391,7 @@ def job_cancel(*, job: Job, by) -> Job:
         elif current.state == State.RUNNING:
             if not current.cancel_requested:
                 Job.objects.filter(pk=job.pk).update(cancel_requested=True, cancel_requested_by=by)
-                note(current, f"cancel requested by {by.username}")
+                say(current, f"cancel requested by {by.username}")
         else:
             raise PortalError(
                 f"The job has {current.state} already; there is nothing to cancel.",
@@ -408,18 +407,6 @@ def job_cancel(*, job: Job, by) -> Job:
     return job
 
 
-def job_remark(*, job_id: int, line: str) -> bool:
-    """A line in the log of a job waiting for its children (what its search is doing), also
-    its progress message. False if it is no longer waiting."""
-    with transaction.atomic():
-        job = Job.objects.select_for_update().filter(pk=job_id, state=State.PENDING).first()
-        if job is None:
-            return False
-        note(job, line)
-        Job.objects.filter(pk=job_id).update(progress_message=line[:500])
-    return True
-
-
 def job_set_priority(*, job: Job, priority: str, by) -> Job:
     if priority not in Priority.labels:
         raise PortalError(
@@ -433,7 +420,7 @@ def job_set_priority(*, job: Job, priority: str, by) -> Job:
                 code="job_not_waiting",
             )
         Job.objects.filter(pk=job.pk).update(priority=Priority.from_name(priority))
-        note(current, f"priority set to {priority} by {by.username}")
+        say(current, f"priority set to {priority} by {by.username}")
     transaction.on_commit(place_soon)
     job.refresh_from_db()
     return job
@@ -450,7 +437,7 @@ def job_requeue(*, job: Job, reason: str, by=None, counts_as_attempt: bool = Fal
         unplace = {"node": None, "slot": None, "gpu": None, "placed_at": None, "node_boot_id": ""}
         if current.state == State.QUEUED and current.node_id is not None:
             Job.objects.filter(pk=job.pk).update(**unplace)
-            note(current, f"placed again: {reason}")
+            say(current, f"placed again: {reason}")
             done = True
         elif current.state == State.RUNNING and current.node_id is None:
             return False  # a job that holds no slot has no run to lose

@@ -2,7 +2,7 @@
 through the cache (msa/searches.py), on a CPU slot: the job a prediction submits for its chains
 without an MSA of their own (msa/protocol.py), which waits for it holding no GPU.
 
-It runs in a thread of the node's runner (`in_runner`), as the cache and the searches' claims
+It runs in a thread of the node's runner (a `RunnerKind`), as the cache and the searches' claims
 live in the portal's database, which a job's own process is never given. Its lines go to its
 own log and to that of the prediction waiting for it. It writes one file per chain: the A3M,
 or, where chains are paired, boltz's CSV (`key,sequence`: the paired rows keyed by their row,
@@ -13,9 +13,9 @@ import re
 
 from rest_framework import serializers
 
-from jobs.kinds.base import JobKind, Output, RunContext
-from jobs.models import Job
-from jobs.services import job_remark
+from jobs.kinds.base import Output, RunContext, RunnerKind
+from jobs.lifecycle import events_append, log_line
+from jobs.models import Job, State
 from msa.colabfold import MsaServer
 from msa.errors import MsaError
 from msa.local import LocalDatabase
@@ -76,11 +76,10 @@ def unavailable(source: str) -> str | None:
     return None
 
 
-class MsaKind(JobKind):
+class MsaKind(RunnerKind):
     name = KIND
     title = "MSA search"
     gpu = "none"
-    in_runner = True
     Params = MsaParams
 
     def validate(self, params: dict, inputs: list, **context) -> dict:
@@ -104,7 +103,11 @@ class MsaKind(JobKind):
         def say(line: str) -> None:
             output.line(line)
             if waiting is not None:
-                job_remark(job_id=waiting, line=line)
+                # Its log, and its progress message: what it waits for is doing this.
+                progress = {"type": "progress", "percent": 0, "message": line[:500]}
+                events_append(
+                    job_id=waiting, events=[log_line(line), progress], states=(State.PENDING,)
+                )
 
         distinct = list(dict.fromkeys(chain["sequence"] for chain in chains))
         for chain in chains:

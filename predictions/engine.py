@@ -47,7 +47,7 @@ from pathlib import Path
 
 import yaml
 
-from jobs import report
+from jobs import markers
 from jobs.engine_server import Engine
 from nodes import probe
 from predictions.memory import MAX_MSA_SEQS
@@ -280,13 +280,13 @@ class BoltzEngine(Engine):
         data = work / f"{record_id}.yaml"
         data.write_text(yaml.safe_dump(request["document"], sort_keys=False))
 
-        report.progress(2, "preparing the input")
+        markers.progress(2, "preparing the input")
         # The CLI's random state at this point of its run: seeded, then the model's load.
         seed_everything(params["seed"], verbose=False)
         self.draws.replay_after_seeding(params["seed"])
         record, processed = self._prepare(data, work)
 
-        report.progress(10, "predicting the structure")
+        markers.progress(10, "predicting the structure")
         self._configure(self.model, params)
         predictions = work / "predictions"
         self._predict(
@@ -296,14 +296,14 @@ class BoltzEngine(Engine):
 
         provenance = dict(self.provenance)
         if record.affinity is not None:
-            report.progress(70, "predicting the affinity")
+            markers.progress(70, "predicting the affinity")
             self._predict_affinity(processed, predictions, params)
             files.append(self._check(predictions / record_id / f"affinity_{record_id}.json"))
             provenance["affinity_checkpoint"] = str(self.affinity_checkpoint)
             provenance["affinity_checkpoint_sha256"] = self.affinity_sha256
         self._report(predictions / record_id, record_id, record)
 
-        report.progress(95, "writing the results")
+        markers.progress(95, "writing the results")
         out = Path(request["out"])
         for path in files:
             shutil.copyfile(path, out / path.name)
@@ -320,7 +320,7 @@ class BoltzEngine(Engine):
         (out / "provenance.json").write_text(json.dumps(provenance, indent=2))
         for msa in sorted((processed / "msa").glob("*.npz")):
             shutil.copyfile(msa, out / f"msa_{msa.name}")
-        report.progress(100, "done")
+        markers.progress(100, "done")
 
     def _prepare(self, data: Path, work: Path):
         """boltz's own preparation of the input, in a fresh child of the engine's preparer
@@ -460,19 +460,19 @@ class BoltzEngine(Engine):
         names = {str(i): chain.chain_name for i, chain in enumerate(record.chains)}
         for key in CONFIDENCE:
             if best.get(key) is not None:
-                report.metric(0, key, float(best[key]))
+                markers.metric(0, key, float(best[key]))
         for index, value in (best.get("chains_ptm") or {}).items():
-            report.metric(0, f"ptm_{names.get(index, index)}", float(value))
+            markers.metric(0, f"ptm_{names.get(index, index)}", float(value))
         for first, row in (best.get("pair_chains_iptm") or {}).items():
             for second, value in row.items():
                 if first < second:
                     pair = f"{names.get(first, first)}_{names.get(second, second)}"
-                    report.metric(0, f"iptm_{pair}", float(value))
+                    markers.metric(0, f"iptm_{pair}", float(value))
         affinity = folder / f"affinity_{record_id}.json"
         if affinity.exists():
             for key, value in json.loads(affinity.read_text()).items():
                 if key in ("affinity_pred_value", "affinity_probability_binary"):
-                    report.metric(0, key, float(value))
+                    markers.metric(0, key, float(value))
 
     def _check_structure(self, folder: Path, record_id: str, params: dict) -> list[Path]:
         """The record's own files, one set per sample; a missing one fails the job."""

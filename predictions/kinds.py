@@ -31,7 +31,7 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from rest_framework import serializers
 
-from jobs.kinds.base import Child, JobKind, Page, RunContext
+from jobs.kinds.base import Child, EngineKind, Page, RunContext
 from msa import protocol as msa
 from nodes.models import Node
 from portal.errors import PortalError
@@ -280,7 +280,7 @@ def check_msa(upload: Upload, sequence: str, where: str) -> None:
             )
 
 
-class PredictKind(JobKind):
+class PredictKind(EngineKind):
     name = "predict"
     title = "Predict a structure (Boltz-2)"
     gpu = "optional"
@@ -292,7 +292,7 @@ class PredictKind(JobKind):
     page = Page(
         template="predictions/detail.html",
         scripts=("vendor/molstar/molstar.js", "predictions/prediction.js"),
-        styles=("vendor/molstar/molstar.css",),
+        styles=("vendor/molstar/molstar.css", "predictions/prediction.css"),
         charts=False,  # its figures are the structure's, shown by its own part
         form="predictions/new.html",
     )
@@ -368,12 +368,11 @@ class PredictKind(JobKind):
         # The uploads the document names, fetched beside the input; boltz tells an MSA's
         # format by its suffix, so a file without the right one gets it.
         files = {}
-        for pk, path, kind in zip(
-            context.input_ids, context.inputs, context.input_kinds, strict=True
-        ):
-            if kind in SUFFIX and path.suffix != SUFFIX[kind]:
-                path = path.rename(path.with_name(path.name + SUFFIX[kind]))
-            files[pk] = str(path)
+        for item in context.inputs:
+            path = item.path
+            if item.kind in SUFFIX and path.suffix != SUFFIX[item.kind]:
+                path = path.rename(path.with_name(path.name + SUFFIX[item.kind]))
+            files[item.id] = str(path)
         document = context.params["input"]
         named = dict.fromkeys(files[ref.upload] for ref in references(document))
         # The MSAs its search found, by chain.

@@ -12,7 +12,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from jobs.kinds import register
-from jobs.kinds.base import Command, JobKind
+from jobs.kinds.base import Command, CommandKind, EngineKind
 
 
 class SleepParams(serializers.Serializer):
@@ -29,7 +29,7 @@ class SleepParams(serializers.Serializer):
     n = serializers.JSONField(required=False, help_text="tells otherwise equal jobs apart")
 
 
-class SleepKind(JobKind):
+class SleepKind(CommandKind):
     name = "sleep"
     title = "Sleep (tests)"
     gpu = "optional"
@@ -51,7 +51,7 @@ class SleepKind(JobKind):
         argv = [sys.executable, "-m", "tests.jobprograms", "sleep", str(context.out)]
         names = ("seconds", "lines", "silent", "exit", "ignore_term", "say")
         argv += [str(params.get(k, "")) for k in names]
-        argv += [str(p) for p in context.inputs]
+        argv += [str(i.path) for i in context.inputs]
         return Command(argv)
 
 
@@ -62,7 +62,7 @@ class CounterParams(serializers.Serializer):
     n = serializers.IntegerField(required=False, help_text="tells otherwise equal jobs apart")
 
 
-class CounterKind(JobKind):
+class CounterKind(EngineKind):
     name = "counter"
     title = "Counter engine (tests)"
     gpu = "optional"
@@ -84,7 +84,7 @@ class EngineParams(serializers.Serializer):
     n = serializers.IntegerField(required=False, help_text="tells otherwise equal jobs apart")
 
 
-class SlowLoadKind(JobKind):
+class SlowLoadKind(EngineKind):
     name = "slowload"
     title = "Slowly loading engine (tests)"
     gpu = "optional"
@@ -95,7 +95,7 @@ class SlowLoadKind(JobKind):
         return {}
 
 
-class BrokenKind(JobKind):
+class BrokenKind(EngineKind):
     name = "broken"
     title = "Engine that cannot load (tests)"
     gpu = "optional"

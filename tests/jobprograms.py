@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from jobs import report
+from jobs import markers
 from jobs.engine_server import Engine
 
 
@@ -31,8 +31,8 @@ def sleep(out, seconds, lines, silent, exit_code, ignore_term, say, *inputs):
         time.sleep(max(0.0, min(start + tick * 0.2, end) - time.monotonic()))
         if silent != "True" and tick % 5 == 0:
             print(f"tick {tick // 5}", flush=True)
-            report.metric(tick // 5, "ticks", tick / 5)
-            report.progress(100 * (1 - (end - time.monotonic()) / seconds), "sleeping")
+            markers.metric(tick // 5, "ticks", tick / 5)
+            markers.progress(100 * (1 - (end - time.monotonic()) / seconds), "sleeping")
     Path(out, "result.txt").write_text(f"slept {seconds}\n")
     print("done", flush=True)
     sys.exit(int(exit_code or 0))
@@ -61,14 +61,14 @@ class CounterEngine(Engine):
         import os
         import time
 
-        from jobs import report
+        from jobs import markers
 
         self.jobs += 1
         print(
             f"loads={CounterEngine.loads} jobs={self.jobs} pid={os.getpid()} slot={self.slot} "
             f"gpu={self.gpu}"
         )
-        report.progress(10, "counting")
+        markers.progress(10, "counting")
         end = time.monotonic() + float(request.get("seconds", 0))
         while time.monotonic() < end:
             if job.cancelled and not request.get("ignore_cancel"):
@@ -79,7 +79,7 @@ class CounterEngine(Engine):
             raise RuntimeError("asked to fail")
         with open(os.path.join(request["out"], "count.txt"), "w") as f:
             f.write(f"{CounterEngine.loads} {self.jobs}\n")
-        report.progress(100, "counted")
+        markers.progress(100, "counted")
 
 
 class SlowLoadEngine(Engine):

@@ -6,7 +6,7 @@ import sys
 from django.core.files.storage import default_storage
 from rest_framework import serializers
 
-from jobs.kinds.base import Command, JobKind, Page, RunContext
+from jobs.kinds.base import Command, CommandKind, Page, RunContext
 from portal.errors import PortalError
 from portal.ids import IdField
 from training import seqdata
@@ -51,7 +51,7 @@ class TrainParams(serializers.Serializer):
     label_column = column("label", "The table's column holding the labels.")
 
 
-class TrainKind(JobKind):
+class TrainKind(CommandKind):
     name = "train"
     title = "Train a sequence model"
     gpu = "optional"
@@ -92,9 +92,9 @@ class TrainKind(JobKind):
                 "-m",
                 "training.train",
                 "--data",
-                str(context.inputs[0]),
+                str(context.inputs[0].path),
                 "--kind",
-                context.input_kinds[0],
+                context.inputs[0].kind,
                 "--out",
                 str(context.out),
                 "--params",
@@ -108,7 +108,7 @@ class ScoreParams(serializers.Serializer):
     sequence_column = column("sequence", "The table's column holding the sequences.")
 
 
-class ScoreKind(JobKind):
+class ScoreKind(CommandKind):
     name = "score"
     title = "Score sequences with a trained model"
     gpu = "optional"
@@ -160,9 +160,9 @@ class ScoreKind(JobKind):
                 "--model",
                 str(context.extras["model.pth"]),
                 "--data",
-                str(context.inputs[0]),
+                str(context.inputs[0].path),
                 "--kind",
-                context.input_kinds[0],
+                context.inputs[0].kind,
                 "--column",
                 context.params["sequence_column"],
                 "--out",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from jobs import report
+from jobs import markers
 from training import seqdata
 from training.seqmodel import load
 
@@ -55,7 +55,7 @@ def main() -> None:
                     mean, std = saved["label_scale"]
                     for (name, sequence), value in zip(chunk, output.squeeze(1), strict=True):
                         writer.writerow([name, sequence, f"{float(value) * std + mean:.6f}"])
-                report.progress(100 * min(len(rows), start + BATCH) / len(rows), "scoring")
+                markers.progress(100 * min(len(rows), start + BATCH) / len(rows), "scoring")
     print(f"wrote predictions for {len(rows)} sequences", flush=True)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from jobs import report
+from jobs import markers
 from training import seqdata
 from training.seqmodel import SequenceModel, Vocabulary
 
@@ -144,8 +144,8 @@ def main() -> None:
             total += loss.item() * len(index)
             step += 1
             if steps_per_epoch > STEPS_REPORTED and number % STEPS_REPORTED == 0:
-                report.metric(step, "batch_loss", loss.item())
-                report.progress(
+                markers.metric(step, "batch_loss", loss.item())
+                markers.progress(
                     100 * ((epoch - 1) + number / steps_per_epoch) / epochs,
                     f"epoch {epoch}/{epochs}, batch {number}/{steps_per_epoch}",
                 )
@@ -156,8 +156,8 @@ def main() -> None:
         history.append(figures)
         for name, value in figures.items():
             if name != "epoch":
-                report.metric(epoch, name, value)
-        report.progress(100 * epoch / epochs, f"epoch {epoch}/{epochs}")
+                markers.metric(epoch, name, value)
+        markers.progress(100 * epoch / epochs, f"epoch {epoch}/{epochs}")
         log(
             f"epoch {epoch}/{epochs}: "
             + ", ".join(f"{k} {v:.4f}" for k, v in figures.items() if k != "epoch")

@@ -21,19 +21,21 @@ app's `AppConfig.ready` with `jobs.kinds.register`; `check` is the one built in.
   as a trained model or what its first children found), and any `named_uploads`: uploads its
   parameters name by id (inside a document it takes), which join the job's inputs after those
   given;
-- `build`s what runs on the node: a `Command` (a fresh subprocess per job) or, for a kind
-  with `engine` set, a request for a resident engine process that keeps its model loaded
-  between jobs on the same slot (jobs/engine_server.py), started with the kind's
-  `engine_environment` and the node's `engine_options`; or, for a kind with `in_runner` set,
-  `run`s in a thread of the node's runner itself: for work that needs the portal's database
-  and storage (a search with a cache of its own), which a job's own process is never given;
+- runs in one of four ways (`Runs`), each a base class with only its own hooks: a
+  `CommandKind` `build`s a `Command`, a fresh subprocess per job; an `EngineKind` asks the
+  slot's resident engine process (jobs/engine_server.py), which keeps its model loaded between
+  jobs, for an `engine_request`, the engine started with the kind's `engine_environment` and the
+  node's `engine_options`; a `RunnerKind` `run`s in a thread of the node's runner itself, for
+  work that needs the portal's database and storage (a search with a cache of its own), which a
+  job's own process is never given; a `ParentKind` holds no slot: it runs as its children do;
 - `collect`s outputs: by default every file the job wrote into its `out/` directory becomes an
   artifact.
 
 Whichever way it runs, the job's output reaches the portal as lines on stdout; a line starting
-with the marker of jobs/report.py carries a metric point or a progress change.
+with the marker of jobs/markers.py carries a metric point or a progress change.
 """
 
+import enum
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,20 +51,27 @@ class Command:
     env: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Input:
+    """One of a job's uploads, fetched into its scratch directory."""
+
+    path: Path
+    digest: str  # its SHA-256, checked when it was fetched
+    kind: str  # the upload's kind (fasta, csv, …)
+    id: int  # the upload's id
+
+
 @dataclass
 class RunContext:
     """What a kind knows of the job it builds a run for, on the node."""
 
     job_id: int
     params: dict
-    inputs: list[Path]  # the inputs, fetched into the scratch directory, in order
+    inputs: list[Input]  # in order: those given, then those its parameters name
     scratch: Path  # the job's working directory
     out: Path  # files written here become the job's artifacts
     slot: int  # the node's slot it runs on (a GPU's, or a CPU slot's)
     gpu: int | None  # the GPU index the job may use, None for a CPU slot
-    input_digests: list[str] = field(default_factory=list)
-    input_kinds: list[str] = field(default_factory=list)  # each upload's kind (fasta, csv, …)
-    input_ids: list[int] = field(default_factory=list)  # each upload's id
     extras: dict[str, Path] = field(default_factory=dict)  # extra inputs, by name
 
 
@@ -93,7 +102,7 @@ class Child:
 
 
 class Output:
-    """What an `in_runner` kind's `run` says and hears: its lines and progress go to the job's
+    """What a runner kind's `run` says and hears: its lines and progress go to the job's
     log as a subprocess's output would, and `stopping` is set when the run must stop (cancel,
     time limit): the run checks it between its steps."""
 
@@ -105,16 +114,29 @@ class Output:
         self._put(text)
 
     def progress(self, percent: float, message: str = "") -> None:
-        from jobs import report
+        from jobs import markers
 
-        self._put(report.marked({"type": "progress", "percent": percent, "message": message}))
+        self._put(markers.marked({"type": "progress", "percent": percent, "message": message}))
 
 
 class NoParams(serializers.Serializer):
     """A kind that takes no parameters."""
 
 
+class Runs(enum.Enum):
+    """How a kind's jobs run (one base class each, below)."""
+
+    SUBPROCESS = "a fresh subprocess per job"
+    ENGINE = "the slot's resident engine"
+    RUNNER = "a thread of the node's runner"
+    NO_SLOT = "as its children do, holding no slot"
+
+
 class JobKind:
+    """What every kind has, whichever way it runs; a kind derives from one of the four classes
+    below, not from this one."""
+
+    runs: Runs
     name: str = ""
     title: str = ""
     # The parameters, declared once (see above).
@@ -127,14 +149,6 @@ class JobKind:
     min_inputs: int = 0
     max_inputs: int = 0
     input_kinds: tuple[str, ...] = ()
-    # Set to an engine name to run in a resident engine process instead of a subprocess.
-    engine: str | None = None
-    # Set to run in a thread of the node's runner (`run`) instead of a subprocess.
-    in_runner: bool = False
-    # False for a job that runs as its children do and holds no slot itself (a search over
-    # many candidates): it is born running, on no node, and its own app moves it on and ends it
-    # (jobs/services.py: `job_add_children`, `job_conclude`).
-    holds_slot: bool = True
     # Its parts of the pages (see `Page`).
     page: Page = Page()
     # The metrics a list of jobs shows beside each of this kind's: (metric name, label).
@@ -198,28 +212,6 @@ class JobKind:
         """Bytes of GPU memory the job needs, if known: it goes only to a GPU that large."""
         return None
 
-    def build(self, context: RunContext) -> Command:
-        """The command that runs the job (subprocess kinds)."""
-        raise NotImplementedError
-
-    def run(self, context: RunContext, output: Output) -> None:
-        """The work itself (`in_runner` kinds), in a thread of the runner; an exception's
-        message is the job's reason for failing."""
-        raise NotImplementedError
-
-    def engine_request(self, context: RunContext) -> dict:
-        """What the resident engine is asked to do (engine kinds)."""
-        raise NotImplementedError
-
-    def engine_environment(self) -> dict[str, str]:
-        """Environment variables the kind's engine process starts with (engine kinds)."""
-        return {}
-
-    def engine_options(self) -> dict:
-        """This node's configuration for the kind's engine (weights, cache and checkpoint
-        paths), read on the node where it starts: `Engine.load` gets it."""
-        return {}
-
     def form_context(self, project) -> dict:
         """What the kind's new-job page (`page.form`) needs besides the form and the project's
         uploads."""
@@ -228,3 +220,59 @@ class JobKind:
     def collect(self, context: RunContext) -> list[Path]:
         """The files that become artifacts."""
         return sorted(p for p in context.out.rglob("*") if p.is_file())
+
+    @property
+    def holds_slot(self) -> bool:
+        return self.runs is not Runs.NO_SLOT
+
+
+class CommandKind(JobKind):
+    """Each job a fresh subprocess, in a process group of its own (jobs/processes.py)."""
+
+    runs = Runs.SUBPROCESS
+
+    def build(self, context: RunContext) -> Command:
+        """The command that runs the job."""
+        raise NotImplementedError
+
+
+class EngineKind(JobKind):
+    """Each job a request to the slot's resident engine (jobs/engine_client.py), which keeps
+    its model loaded between jobs."""
+
+    runs = Runs.ENGINE
+    # The engine's class, as `module.Class` (a jobs.engine_server.Engine).
+    engine: str = ""
+
+    def engine_request(self, context: RunContext) -> dict:
+        """What the resident engine is asked to do."""
+        raise NotImplementedError
+
+    def engine_environment(self) -> dict[str, str]:
+        """Environment variables the kind's engine process starts with."""
+        return {}
+
+    def engine_options(self) -> dict:
+        """This node's configuration for the kind's engine (weights, cache and checkpoint
+        paths), read on the node where it starts: `Engine.load` gets it."""
+        return {}
+
+
+class RunnerKind(JobKind):
+    """The work in a thread of the node's runner (jobs/processes.py: ThreadRun), which has the
+    portal's database and storage."""
+
+    runs = Runs.RUNNER
+
+    def run(self, context: RunContext, output: Output) -> None:
+        """The work itself; an exception's message is the job's reason for failing."""
+        raise NotImplementedError
+
+
+class ParentKind(JobKind):
+    """A job that runs as its children do and holds no slot itself (a search over many
+    candidates): it is born running, on no node, and its own app moves it on and ends it
+    (jobs/services.py: `job_add_children`, `job_conclude`; its output through
+    jobs/lifecycle.py: `events_append`)."""
+
+    runs = Runs.NO_SLOT

@@ -5,7 +5,7 @@ import sys
 
 from rest_framework import serializers
 
-from jobs.kinds.base import Command, JobKind, RunContext
+from jobs.kinds.base import Command, CommandKind, RunContext
 
 MAX_SLEEP = 3600
 
@@ -19,7 +19,7 @@ class CheckParams(serializers.Serializer):
     )
 
 
-class CheckKind(JobKind):
+class CheckKind(CommandKind):
     name = "check"
     title = "Node check"
     gpu = "optional"

@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from jobs import report
+from jobs import markers
 from nodes import probe
 
 
@@ -20,14 +20,14 @@ def main() -> None:
         whole = int(args.sleep)
         for second in range(whole):
             print(f"waiting: {second + 1} of {whole} s", flush=True)
-            report.progress(100 * (second + 1) / (whole + 1), "waiting")
+            markers.progress(100 * (second + 1) / (whole + 1), "waiting")
             time.sleep(1)
         time.sleep(args.sleep - whole)
 
     result = probe.inspect(lambda line: print(line, flush=True))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "check.json").write_text(json.dumps(result, indent=2))
-    report.progress(100, "done")
+    markers.progress(100, "done")
     print("check complete", flush=True)
 
 

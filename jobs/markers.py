@@ -1,4 +1,5 @@
-"""How a running job reports metrics and progress: marked lines on its standard output.
+"""The marker protocol: how a running job reports metrics and progress, as marked lines on its
+standard output.
 
 A job program calls `metric(...)` and `progress(...)`; every other line it prints is a log line.
 The runner turns marked lines into events. Kept free of Django so job programs, which run
