@@ -15,10 +15,10 @@ from jobs.selectors import events_after, job_for, jobs_visible_to
 from jobs.services import (
     Submission,
     job_cancel,
-    validate_submission,
     job_set_priority,
     job_store,
     job_submit_batch,
+    validate_submission,
 )
 from portal.idempotency import idempotent
 from portal.ids import MAX_ID, IdField
