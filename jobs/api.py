@@ -18,7 +18,7 @@ from jobs.services import (
     job_set_priority,
     job_store,
     job_submit_batch,
-    validate_submission,
+    validate_submissions,
 )
 from portal.idempotency import idempotent
 from portal.ids import MAX_ID, IdField
@@ -62,6 +62,7 @@ class JobSerializer(serializers.ModelSerializer):
             "progress",
             "progress_message",
             "error",
+            "warnings",
             "metrics",
             "cancel_requested",
             "time_limit",
@@ -96,15 +97,16 @@ class JobInput(serializers.Serializer):
     )
 
 
-def submission_from(user, spec) -> Submission:
+def submissions_from(user, spec) -> list[Submission]:
     """A job submission as the API takes it (`JobInput`), by `user` (an editor of its project),
-    checked: a 400, 403 or 404 naming the problem if it is refused. The create endpoint, the
-    batch endpoint and `manage.py submit` all read one this way."""
+    checked: a 400, 403 or 404 naming the problem if it is refused; several where its kind
+    splits it (one prediction per record). The create endpoint, the batch endpoint and
+    `manage.py submit` all read one this way."""
     data = JobInput(data=spec)
     data.is_valid(raise_exception=True)
     values = dict(data.validated_data)
     project = project_for(user, values.pop("project"), role=Role.EDITOR)
-    return validate_submission(project=project, by=user, **values)
+    return validate_submissions(project=project, by=user, **values)
 
 
 def submissions() -> dict[str, type[serializers.Serializer]]:
@@ -150,6 +152,10 @@ class ArtifactSerializer(serializers.ModelSerializer):
         fields = ["name", "size", "sha256", "created_at"]
 
 
+class BatchAnswer(serializers.Serializer):
+    results = JobSerializer(many=True)
+
+
 class JobListView(ListAPIView):
     serializer_class = JobSerializer
     filterset_class = JobFilter
@@ -163,12 +169,31 @@ class JobListView(ListAPIView):
             serializers=submissions,
             resource_type_field_name="kind",
         ),
-        responses={201: JobSerializer, 200: JobSerializer},
+        responses={
+            201: PolymorphicProxySerializer(
+                component_name="JobSubmitted",
+                serializers=[JobSerializer, BatchAnswer],
+                resource_type_field_name=None,
+            ),
+            200: JobSerializer,
+        },
         summary="Submit a job (200 with the existing one when the same work is queued or running)",
+        description=(
+            "A submission its kind splits into several jobs (a prediction with "
+            "`params.per_record`: one per record) answers as the batch endpoint does, "
+            "`{results: [...]}`, all created or none."
+        ),
     )
     @idempotent
     def post(self, request):
-        job, created = job_store(submission_from(request.user, request.data))
+        submissions = submissions_from(request.user, request.data)
+        params = request.data.get("params") if isinstance(request.data, dict) else None
+        if len(submissions) > 1 or (isinstance(params, dict) and params.get("per_record") is True):
+            jobs = [job for job, _ in job_submit_batch(submissions)]
+            return Response(
+                {"results": JobSerializer(jobs, many=True).data}, status=status.HTTP_201_CREATED
+            )
+        job, created = job_store(submissions[0])
         return Response(
             JobSerializer(job).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
@@ -182,10 +207,6 @@ class BatchInput(serializers.Serializer):
         max_length=MAX_BATCH,
         help_text=f"Up to {MAX_BATCH} job submissions, each as `POST /api/v1/jobs/` takes it.",
     )
-
-
-class BatchAnswer(serializers.Serializer):
-    results = JobSerializer(many=True)
 
 
 class BatchInvalid(ValidationError):
@@ -215,7 +236,7 @@ class JobBatchView(APIView):
         checked, refused = [], {}
         for index, spec in enumerate(data.validated_data["jobs"]):
             try:
-                checked.append(submission_from(request.user, spec))
+                checked.extend(submissions_from(request.user, spec))
             except APIException as exc:
                 refused[str(index)] = _refusal(exc)
         if refused:

@@ -91,6 +91,9 @@ class Job(models.Model):
     # Engines (as nodes report them) this job needs of its node beyond its kind's, decided at
     # submission from its parameters: a search in a local database needs a node with it.
     needs = models.JSONField(default=list, blank=True)
+    # What a scientist should know of a job that was accepted (a letter read as an unknown
+    # residue…), decided at submission by its kind: shown with it.
+    warnings = models.JSONField(default=list, blank=True)
     time_limit = models.PositiveIntegerField(default=0)  # seconds
     silence_limit = models.PositiveIntegerField(default=0)  # seconds
     cancel_requested = models.BooleanField(default=False)

@@ -90,6 +90,7 @@ class _Work:
     gpu_memory: int | None
     needs: list[str]
     digest: str
+    warnings: list[str] = field(default_factory=list)
     children: list = field(default_factory=list)  # of (Child, _Work): submitted with it
 
 
@@ -117,6 +118,7 @@ def _checked(project: Project, by, kind: str, params: dict, inputs: list[int]) -
         gpu_memory=_gpu_memory(job_kind, cleaned, inputs),
         needs=job_kind.needs(cleaned),
         digest=fingerprint(kind, cleaned, [u.sha256 for u in inputs]),
+        warnings=job_kind.warnings(cleaned),
     )
 
 
@@ -137,6 +139,7 @@ def _create(work: _Work, *, project, by, name, priority, limit, now, parent=None
         silence_limit=settings.PORTAL_JOB_SILENCE_LIMIT,
         gpu_memory=work.gpu_memory,
         needs=work.needs,
+        warnings=work.warnings,
         state=state,
         created_at=now,
         queued_at=None if pending else now,
@@ -199,6 +202,36 @@ def validate_submission(
     return Submission(project, by, work, name, priority, force, limit)
 
 
+def validate_submissions(
+    *, project: Project, by, kind: str, params: dict, inputs: list[int], name: str = "", **rest
+) -> list[Submission]:
+    """A submission checked as `validate_submission` does, or, where its kind splits it into
+    several jobs (`JobKind.split`: one prediction per record), each of them."""
+    job_kind = get_kind(kind)
+    parts = None
+    if job_kind is not None and isinstance(params, dict):
+        job_kind.clean_params(params)
+        parts = job_kind.split(params, _uploads(project, inputs))
+    if parts is None:
+        return [
+            validate_submission(
+                project=project, by=by, kind=kind, params=params, inputs=inputs, name=name, **rest
+            )
+        ]
+    return [
+        validate_submission(
+            project=project,
+            by=by,
+            kind=kind,
+            params=part_params,
+            inputs=[u.pk for u in part_inputs],
+            name=" ".join(filter(None, [name.strip(), part_name])),
+            **rest,
+        )
+        for part_name, part_params, part_inputs in parts
+    ]
+
+
 def job_store(submission: Submission) -> tuple[Job, bool]:
     """Store a checked submission; returns (job, created). Part of the caller's transaction,
     if any."""
@@ -242,6 +275,12 @@ def job_submit(**submission) -> tuple[Job, bool]:
     as a search) is stored pending with them, queued; it goes on when they have ended.
     """
     return job_store(validate_submission(**submission))
+
+
+def job_submit_all(**submission) -> list[tuple[Job, bool]]:
+    """`job_submit` for a submission its kind may split into several jobs: all are checked,
+    then all stored or none."""
+    return job_submit_batch(validate_submissions(**submission))
 
 
 def job_submit_batch(submissions: list[Submission]) -> list[tuple[Job, bool]]:

@@ -1,10 +1,12 @@
 import json
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from rest_framework.exceptions import ValidationError
 
 from jobs.filters import JobFilter
@@ -13,7 +15,7 @@ from jobs.kinds import get_kind, headline, registry
 from jobs.kinds.base import Page
 from jobs.models import ACTIVE, State
 from jobs.selectors import jobs_visible_to
-from jobs.services import job_submit
+from jobs.services import job_submit_all
 from nodes.selectors import nodes_online
 from portal.errors import PortalError
 from portal.projects.models import Role
@@ -117,7 +119,7 @@ def job_new_kind(request, pk, kind):
     )
     if request.method == "POST" and form.is_valid():
         try:
-            job, _ = job_submit(
+            submitted = job_submit_all(
                 project=project,
                 by=request.user,
                 kind=kind,
@@ -131,7 +133,10 @@ def job_new_kind(request, pk, kind):
         except PortalError as exc:
             form.add_error(None, str(exc.detail))
         else:
-            return redirect("job", pk=job.pk)
+            if len(submitted) == 1:
+                return redirect("job", pk=submitted[0][0].pk)
+            messages.success(request, f"{len(submitted)} jobs submitted, one per record.")
+            return redirect(f"{reverse('jobs')}?project={project.pk}&kind={kind}")
     context = {
         "project": project,
         "kind": job_kind,

@@ -40,39 +40,65 @@ def _letters(kind: str) -> set[str]:
     return {letter for letter in table if letter.isalpha()}
 
 
-def document_from_fasta(text: str) -> dict:
-    """boltz's FASTA input (`>CHAIN|protein|msa`, `>CHAIN|smiles`, …) as a document."""
-    sequences, header, body = [], None, []
+ENTITY_TYPES = (*POLYMERS, "smiles", "ccd")
+CHAIN_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
-    def close():
-        if header is None:
-            return
-        parts = header.split("|")
-        if len(parts) < 2 or not parts[0]:
-            raise invalid(
-                f"FASTA header '>{header}': boltz wants '>CHAIN|protein' (or dna, rna, "
-                "smiles, ccd)."
-            )
-        chain, kind = parts[0], parts[1].lower()
-        sequence = "".join(body)
-        if kind in POLYMERS:
-            entity = {"id": chain, "sequence": sequence}
-            if len(parts) > 2 and parts[2]:
-                entity["msa"] = parts[2]
-            sequences.append({kind: entity})
-        elif kind in ("smiles", "ccd"):
-            sequences.append({"ligand": {"id": chain, kind: sequence}})
-        else:
-            raise invalid(f"FASTA header '>{header}': '{parts[1]}' is not an entity type.")
 
+def fasta_records(text: str) -> list[tuple[str, str]]:
+    """Each record of a FASTA text as (the header's first word, the sequence's lines joined)."""
+    records, header, body = [], None, []
     for line in text.splitlines():
         line = line.strip()
         if line.startswith(">"):
-            close()
+            if header is not None:
+                records.append((header, "".join(body)))
             header, body = line[1:].split()[0] if line[1:].strip() else "", []
         elif line:
             body.append(line)
-    close()
+    if header is not None:
+        records.append((header, "".join(body)))
+    return records
+
+
+def _boltz_fields(header: str) -> list[str] | None:
+    """A boltz header's fields (`CHAIN|type[|msa]`); None for any other header."""
+    parts = header.split("|")
+    return parts if len(parts) >= 2 and parts[1].lower() in ENTITY_TYPES else None
+
+
+def _chain_names():
+    yield from CHAIN_LETTERS
+    for first in CHAIN_LETTERS:
+        for second in CHAIN_LETTERS:
+            yield first + second
+
+
+def document_from_fasta(text: str) -> dict:
+    """A FASTA text as a document. boltz's headers (`>CHAIN|protein|msa`, `>CHAIN|dna`,
+    `>CHAIN|smiles`, `>CHAIN|ccd`) say each record's chain and type; a record with any other
+    header (`>ubiquitin human`, a UniProt `>sp|P0CG48|UBC_HUMAN`) is a protein on the next
+    chain id no boltz header takes (A, B, …), as the form's paste box reads it."""
+    records = fasta_records(text)
+    taken = {fields[0] for header, _ in records if (fields := _boltz_fields(header))}
+    free = (chain for chain in _chain_names() if chain not in taken)
+    sequences = []
+    for header, sequence in records:
+        fields = _boltz_fields(header)
+        if fields is None:
+            sequences.append({"protein": {"id": next(free), "sequence": sequence}})
+            continue
+        chain, kind = fields[0], fields[1].lower()
+        if not chain:
+            raise invalid(
+                f"FASTA header '>{header}': boltz wants '>CHAIN|{kind}', the chain's id first."
+            )
+        if kind in POLYMERS:
+            entity = {"id": chain, "sequence": sequence}
+            if len(fields) > 2 and fields[2]:
+                entity["msa"] = fields[2]
+            sequences.append({kind: entity})
+        else:
+            sequences.append({"ligand": {"id": chain, kind: sequence}})
     return {"version": 1, "sequences": sequences}
 
 
@@ -112,7 +138,7 @@ def _entity(number: int, item, chains: dict) -> dict:
         raise invalid(f"Entity {number}: '{kind}' is not protein, dna, rna or ligand.")
     ids = body.get("id")
     ids = ids if isinstance(ids, list) else [ids]
-    name = f"Entity {number} ({kind} {', '.join(map(str, ids))})"
+    name = entity_name(number, item)
     for chain in ids:
         if not isinstance(chain, str) or not CHAIN_ID.match(chain):
             raise invalid(f"{name}: a chain id is 1 to 4 letters or digits.")
@@ -171,6 +197,51 @@ def _entity(number: int, item, chains: dict) -> dict:
     for chain in ids:
         chains[chain] = (kind, length)
     return {kind: entity}
+
+
+def entity_name(number: int, item: dict) -> str:
+    """How a message names an entity: `Entity 2 (ligand B)`."""
+    kind, body = next(iter(item.items()))
+    ids = body.get("id")
+    ids = ids if isinstance(ids, list) else [ids]
+    return f"Entity {number} ({kind} {', '.join(map(str, ids))})"
+
+
+# Letters boltz takes in a protein but reads as an unknown residue (UNK), like X: each stands
+# for more than one amino acid (B, Z, J) or for one it has no token of its own (U, O).
+AMBIGUOUS = "BJOUZ"
+
+
+def ambiguous_letters(document: dict) -> list[str]:
+    """One warning per protein of a checked document with letters boltz reads as unknown."""
+    warnings = []
+    for number, item in enumerate(document["sequences"], start=1):
+        kind, body = next(iter(item.items()))
+        if kind != "protein":
+            continue
+        found = [(i, c) for i, c in enumerate(body["sequence"], start=1) if c in AMBIGUOUS]
+        if found:
+            where = ", ".join(f"{letter} at {position}" for position, letter in found[:10])
+            more = f" and {len(found) - 10} more" if len(found) > 10 else ""
+            warnings.append(
+                f"{entity_name(number, item)}: {where}{more}: boltz reads B, J, O, U and Z as "
+                "an unknown residue (UNK), as it reads X; write the amino acid meant."
+            )
+    return warnings
+
+
+def naming_ccd(document: dict, code: str) -> list[str]:
+    """The entities of a checked document that name a CCD code (a ligand, or a modified
+    residue), as messages name them."""
+    found = []
+    for number, item in enumerate(document["sequences"], start=1):
+        kind, body = next(iter(item.items()))
+        codes = body.get("ccd") if kind == "ligand" else None
+        codes = codes if isinstance(codes, list) else [codes]
+        codes += [m.get("ccd") for m in body.get("modifications") or []]
+        if code in codes:
+            found.append(entity_name(number, item))
+    return found
 
 
 def upload_id(value, problem: str) -> int:

@@ -22,6 +22,7 @@ import contextlib
 import csv
 import functools
 import io
+import re
 import secrets
 import shutil
 import tempfile
@@ -37,9 +38,12 @@ from nodes.models import Node
 from portal.errors import PortalError
 from portal.uploads.models import Upload
 from predictions.inputs import (
+    ambiguous_letters,
     check_document,
     document_from_fasta,
+    fasta_records,
     invalid,
+    naming_ccd,
     references,
     with_files,
     with_msas,
@@ -50,6 +54,8 @@ from predictions.memory import MAX_MSA_SEQS, memory_needed
 # What a reference in a document may name, by upload kind; and the suffix boltz wants for each.
 REFERENCE_KINDS = {"msa": ("a3m", "csv"), "cif": ("mmcif",), "pdb": ("pdb",)}
 SUFFIX = {"a3m": ".a3m", "csv": ".csv", "mmcif": ".cif", "pdb": ".pdb"}
+# What boltz says of a CCD code its molecules lack.
+MISSING_CCD = re.compile(r"CCD component (\S+) not found")
 
 
 class PredictParams(serializers.Serializer):
@@ -90,6 +96,14 @@ class PredictParams(serializers.Serializer):
             "one is configured, else single sequence."
         ),
     )
+    per_record = serializers.BooleanField(
+        default=False,
+        help_text=(
+            "One prediction per record of the FASTA (per entity of the input), each a job of "
+            "its own, as `boltz predict` over a directory of single-chain files; instead of "
+            "one complex of all of them."
+        ),
+    )
     sampling_steps_affinity = serializers.IntegerField(min_value=1, max_value=1000, default=200)
     diffusion_samples_affinity = serializers.IntegerField(min_value=1, max_value=25, default=5)
 
@@ -98,14 +112,19 @@ def mols_dir() -> Path:
     return Path(settings.PORTAL_BOLTZ_CACHE).expanduser() / "mols"
 
 
+def read_text(upload) -> str:
+    with default_storage.open(upload.storage_key, "rb") as f:
+        return f.read().decode("utf-8", "replace")
+
+
 def document_of(upload) -> dict:
     """The Boltz document an upload holds (YAML, or boltz's FASTA)."""
     from portal.uploads.formats import FormatError, load_yaml
 
+    if upload.kind == "fasta":
+        return document_from_fasta(read_text(upload))
     with default_storage.open(upload.storage_key, "rb") as f:
         data = f.read()
-    if upload.kind == "fasta":
-        return document_from_fasta(data.decode("utf-8", "replace"))
     try:
         return load_yaml(data)
     except FormatError as exc:
@@ -183,6 +202,15 @@ def check_with_boltz(document: dict, uploads: dict[int, Upload]) -> None:
                 if alone is not None:
                     upload = uploads[template.get("cif", template.get("pdb"))]
                     raise invalid(f"Template {number}: boltz cannot use '{upload.name}': {alone}")
+        missing = MISSING_CCD.search(reason)
+        if missing:
+            code = missing.group(1)
+            where = " and ".join(naming_ccd(document, code)) or "The input"
+            raise invalid(
+                f"{where}: CCD code {code}: this portal's molecules lack it "
+                f"({mols_dir()}); give the ligand as SMILES instead, or ask an operator to add "
+                "the code to the molecules."
+            )
         raise invalid(f"Boltz refuses this input: {reason}")
 
 
@@ -321,6 +349,54 @@ class PredictKind(EngineKind):
         if "msa" not in cleaned:
             cleaned["msa"] = "server" if settings.PORTAL_MSA_SERVER_URL else "single"
         return cleaned
+
+    def split(self, params: dict, inputs: list) -> list[tuple[str, dict, list]] | None:
+        """With `per_record`: one prediction per record of a FASTA upload (each read alone, so
+        a plain header's protein is chain A), or per entity of `params.input`; named by the
+        record's header (or the entity's chain)."""
+        if not params.get("per_record"):
+            return None
+        single = {**params, "per_record": False}
+        if len(inputs) == 1 and "input" not in params and inputs[0].kind == "fasta":
+            stem = inputs[0].name.rsplit(".", 1)[0]
+            records = fasta_records(read_text(inputs[0]))
+            if not records:
+                raise invalid(f"{inputs[0].name}: no FASTA records.")
+            return [
+                (
+                    f"{stem} {header}",
+                    {**single, "input": document_from_fasta(f">{header}\n{seq}")},
+                    [],
+                )
+                for header, seq in records
+            ]
+        document = params.get("input") if inputs == [] else None
+        if not isinstance(document, dict) or not isinstance(document.get("sequences"), list):
+            raise invalid(
+                "One prediction per record takes a FASTA upload, or `params.input` with its "
+                "`sequences`."
+            )
+        tied = [
+            section
+            for section in ("constraints", "templates", "properties")
+            if document.get(section)
+        ]
+        if tied:
+            raise invalid(
+                f"One prediction per record predicts each entity alone; this input's "
+                f"{', '.join(tied)} tie its entities together. Submit it as one complex."
+            )
+        parts = []
+        for item in document["sequences"]:
+            body = next(iter(item.values())) if isinstance(item, dict) and item else {}
+            chain = body.get("id") if isinstance(body, dict) else None
+            parts.append(
+                (f"chain {chain}", {**single, "input": {**document, "sequences": [item]}}, [])
+            )
+        return parts
+
+    def warnings(self, params: dict) -> list[str]:
+        return ambiguous_letters(params["input"])
 
     def form_context(self, project) -> dict:
         """Where a chain's MSA can come from, for the form to say so."""

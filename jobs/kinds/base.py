@@ -179,6 +179,18 @@ class JobKind:
         kept while the job is."""
         return []
 
+    def split(self, params: dict, inputs: list) -> list[tuple[str, dict, list]] | None:
+        """For a submission that stands for several jobs (a prediction per record of a
+        FASTA): each job's (name, parameters, uploads), each then checked as a submission of
+        its own; None (the default) for one job. Refusals are PortalError, as `validate`'s."""
+        return None
+
+    def warnings(self, params: dict) -> list[str]:
+        """What a scientist should know of a job accepted with these cleaned parameters (a
+        letter the program reads as an unknown residue…): stored with the job and shown
+        with it."""
+        return []
+
     def needs(self, params: dict) -> list[str]:
         """Engines a node must have ready for this job, beyond the kind's `requires`."""
         return []

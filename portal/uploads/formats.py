@@ -145,9 +145,13 @@ class FastaChecker(TextChecker):
     """
 
     what = "a FASTA file"
+    # boltz's FASTA names a ligand by SMILES or CCD code (`>B|smiles`, `>C|ccd`): such a
+    # record's lines are no residue letters (see `_ligands_as_residues`).
+    ligand_records = True
 
     def __init__(self):
         super().__init__()
+        self._in_ligand = False  # the last record seen is a ligand's
         self.records = 0
         self._carry = b""  # the incomplete last line, waiting for its end
         self._carry_at = 0  # file offset of the carry's first byte
@@ -186,6 +190,9 @@ class FastaChecker(TextChecker):
             self._carry, self._mid_line = b"", True
 
     def _sequence_only(self, part: bytes, at: int) -> None:
+        if self._in_ligand:
+            self._last_has_residues = self._last_has_residues or bool(_NON_BLANK.search(part))
+            return
         if part.translate(None, _SEQUENCE_ALLOWED):
             self._bad_letter(b"\n" + part, at, header_lines=False)
         if _NON_BLANK.search(part):
@@ -195,6 +202,8 @@ class FastaChecker(TextChecker):
 
     def _block(self, lines: bytes, at: int) -> None:
         """Check whole lines (`lines` starts with an added newline) from file offset `at`."""
+        if self.ligand_records and (self._in_ligand or _LIGAND_HEADER.search(lines)):
+            lines = self._ligands_as_residues(lines)
         # Named header lines become a NUL marker: a byte that cannot occur in the file, as
         # TextChecker refused NUL already. A '>' left over is out of place or names nothing.
         sequence, headers = _HEADER_LINE.subn(b"\n\x00", lines)
@@ -221,6 +230,23 @@ class FastaChecker(TextChecker):
         self._last_at = at + last
         self._last_has_residues = bool(_NON_BLANK.search(lines, end))
         self.records += headers
+
+    def _ligands_as_residues(self, lines: bytes) -> bytes:
+        """`lines` with each non-blank line of a ligand's record replaced by one residue letter
+        of the same length (offsets and line numbers stay), so that the checks below take it as
+        a record with a sequence. Only blocks that hold a ligand take this path."""
+        parts = lines.split(b"\n>")
+        for index, part in enumerate(parts):
+            if index:
+                header, newline, body = part.partition(b"\n")
+                self._in_ligand = bool(_LIGAND_HEADER.match(b"\n>" + header))
+                part_head = header + newline
+            else:
+                part_head, body = b"", part
+            if self._in_ligand:
+                body = _NON_BLANK_LINE.sub(lambda m: b"X" * len(m.group()), body)
+            parts[index] = part_head + body
+        return b"\n>".join(parts)
 
     def _bad_letter(self, lines: bytes, at: int, header_lines: bool = True):
         # Slow path, taken once: find the first offending byte and its line.
@@ -278,6 +304,9 @@ def _header_name(header: bytes) -> str:
 
 # A header line with a name, from the newline before it on.
 _HEADER_LINE = re.compile(rb"\n>[ \t\r]*[^ \t\r\n][^\n]*")
+# boltz's header of a ligand's record: `>CHAIN|smiles` or `>CHAIN|ccd`.
+_LIGAND_HEADER = re.compile(rb"\n>[ \t]*[^|\s]+\|(?:smiles|ccd)[ \t\r]*(?=\n|$)", re.IGNORECASE)
+_NON_BLANK_LINE = re.compile(rb"[^\n]*[^ \t\r\n][^\n]*")
 # Two header markers with only blank space between them: a record without a sequence.
 _NO_SEQUENCE = re.compile(rb"\x00[ \t\r\n]*\n\x00")
 _NON_BLANK = re.compile(rb"[^ \t\r\n]")
@@ -288,6 +317,7 @@ class A3mChecker(FastaChecker):
     """A3M: an alignment in FASTA form (lower case marks insertions, '-' deletions)."""
 
     what = "an A3M alignment"
+    ligand_records = False
 
 
 def _looks_like_data(cell: str) -> bool:

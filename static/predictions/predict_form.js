@@ -71,6 +71,20 @@
         for (const u of msaUploads) msa.appendChild(node("option", { value: String(u.id), text: u.name }));
         if (values.msa != null && msa.querySelector("option[value='" + String(values.msa) + "']")) msa.value = String(values.msa);
         row.appendChild(field("MSA", msa));
+        // The letters boltz takes but reads as an unknown residue, said as the server says them.
+        const ambiguous = node("span", { class: "entity-warning", "data-field": "ambiguous", hidden: "" });
+        row.appendChild(ambiguous);
+        const sequence = row.querySelector("[data-field=sequence]");
+        const checkLetters = () => {
+          const found = Array.from(sequence.value.replace(/\s/g, "").toUpperCase())
+            .map((letter, i) => [letter, i + 1])
+            .filter(([letter]) => "BJOUZ".includes(letter));
+          ambiguous.hidden = !found.length;
+          ambiguous.textContent = found.slice(0, 10).map(([l, p]) => l + " at " + p).join(", ") +
+            ": boltz reads B, J, O, U and Z as an unknown residue (UNK)";
+        };
+        sequence.addEventListener("input", checkLetters);
+        checkLetters();
       }
     }
     const remove = node("button", { type: "button", class: "link", text: "remove" });

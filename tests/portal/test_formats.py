@@ -83,6 +83,34 @@ def test_a_bad_fasta_is_refused_with_the_line_at_fault(data, message):
     assert message in refusal("x.fasta", data)
 
 
+# boltz's own examples/ligand.fasta, as boltz 2.2.1 ships it (a SMILES record), and one with
+# a CCD record and an MSA path.
+BOLTZ_LIGAND_FASTA = (
+    b">A|protein|./examples/msa/seq1.a3m\n"
+    b"MVTPEGNVSLVDESLLVGVTDEDRAVRSAHQFYERLIGLWAPAVMEAAHELGVFAALAEAPADSGELARRLDCDARAMRVLLDALYAYDVI\n"
+    b">B|protein|./examples/msa/seq1.a3m\n"
+    b"MVTPEGNVSLVDESLLVGVTDEDRAVRSAHQFYERLIGLWAPAVMEAAHELGVFAALAEAPADSGELARRLDCDARAMRVLLDALYAYDVI\n"
+    b">C|ccd\nSAH\n"
+    b">D|ccd\nSAH\n"
+    b">E|smiles\nN[C@@H](Cc1ccc(O)cc1)C(=O)O\n"
+    b">F|smiles\nN[C@@H](Cc1ccc(O)cc1)C(=O)O\n"
+)
+
+
+@pytest.mark.parametrize("piece_size", [1 << 20, 7])
+def test_boltz_fasta_with_smiles_and_ccd_records_is_a_fasta(piece_size):
+    """A ligand's record in boltz's FASTA (`>E|smiles`, `>C|ccd`) holds no residue letters;
+    every other record is still checked, and an A3M takes no ligand."""
+    assert check_bytes("ligand.fasta", BOLTZ_LIGAND_FASTA, piece_size=piece_size) == "fasta"
+    after = BOLTZ_LIGAND_FASTA + b">G|protein\nMK[V\n"
+    with pytest.raises(FormatError, match="Line 14: '\\[' is not a residue letter"):
+        check_bytes("ligand.fasta", after, piece_size=piece_size)
+    with pytest.raises(FormatError, match="the record 'E|smiles' has no sequence"):
+        check_bytes("x.fasta", b">A|protein\nMK\n>E|smiles\n\n>B|protein\nMK\n")
+    with pytest.raises(FormatError, match="'\\(' is not a residue letter"):
+        check_bytes("x.a3m", b">q\nMK\n>E|smiles\nCC(=O)O\n")
+
+
 def test_a_long_unwrapped_sequence_is_checked_across_pieces():
     genome = b">chr\n" + b"ACGT" * 400_000 + b"N\n>plasmid\n" + b"ACGT" * 10 + b"\n"
     assert check_bytes("g.fasta", genome, piece_size=1 << 16) == "fasta"

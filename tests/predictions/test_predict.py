@@ -36,14 +36,6 @@ FAST = {"recycling_steps": 0, "sampling_steps": 10}
 REFERENCE = pytest.mark.django_db(transaction=True, reset_sequences=True)
 
 
-@pytest.fixture
-def boltz_node(boltz_cache, settings, make_node):
-    settings.PORTAL_BOLTZ_CACHE = str(boltz_cache["cache"])
-    settings.PORTAL_BOLTZ_CHECKPOINT = str(boltz_cache["checkpoint"])
-    settings.PORTAL_BOLTZ_AFFINITY_CHECKPOINT = str(boltz_cache["affinity_checkpoint"])
-    return make_node(runner=True, engines={"boltz": {"ready": True}})
-
-
 def upload(api, user, project, name, text):
     response = api(user).post(
         "/api/v1/uploads/",
@@ -173,7 +165,7 @@ def test_predictions_on_the_engine_are_what_boltz_predict_writes_and_load_once(
                     {"ligand": {"id": "B", "ccd": "ATP"}},
                 ]
             },
-            "Boltz refuses this input: CCD component ATP not found!",
+            "Entity 2 (ligand B): CCD code ATP: this portal's molecules lack it",
         ),
     ],
 )

@@ -8,9 +8,9 @@ from django.core.management.base import BaseCommand, CommandError
 from rest_framework.exceptions import APIException
 from tqdm import tqdm
 
-from jobs.api import submission_from
+from jobs.api import submissions_from
 from jobs.models import Job, State
-from jobs.services import job_store
+from jobs.services import job_submit_batch
 from portal.errors import flatten
 from portal.uploads.formats import FormatError, load_yaml
 
@@ -41,18 +41,23 @@ class Command(BaseCommand):
         except (ValueError, FormatError) as exc:
             raise CommandError(f"{file} is not JSON or YAML: {exc}") from None
         try:
-            job, created = job_store(submission_from(by, spec))
+            submitted = job_submit_batch(submissions_from(by, spec))
         except APIException as exc:
             raise CommandError("; ".join(flatten(exc.detail)) or str(exc)) from None
-        self.stdout.write(str(job.pk))
-        if not created:
-            self.stderr.write(f"job {job.pk} was already {job.state} for the same work")
+        for job, created in submitted:
+            self.stdout.write(str(job.pk))
+            if not created:
+                self.stderr.write(f"job {job.pk} was already {job.state} for the same work")
         if wait:
-            job = self.follow(job, poll)
-            self.stderr.write(f"job {job.pk} {job.state}: {job.transitions.last().reason}")
-            if job.state != State.SUCCEEDED:
-                if job.error:
-                    self.stderr.write(job.error.strip().splitlines()[-1])
+            failed = False
+            for job, _ in submitted:
+                job = self.follow(job, poll)
+                self.stderr.write(f"job {job.pk} {job.state}: {job.transitions.last().reason}")
+                if job.state != State.SUCCEEDED:
+                    failed = True
+                    if job.error:
+                        self.stderr.write(job.error.strip().splitlines()[-1])
+            if failed:
                 raise SystemExit(1)
 
     def follow(self, job: Job, poll: float) -> Job:
