@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0003_job_parent_needs'),
+        ("jobs", "0003_job_parent_needs"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='job',
-            name='warnings',
+            model_name="job",
+            name="warnings",
             field=models.JSONField(blank=True, default=list),
         ),
     ]
