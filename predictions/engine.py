@@ -289,9 +289,10 @@ class BoltzEngine(Engine):
         markers.progress(10, "predicting the structure")
         self._configure(self.model, params)
         predictions = work / "predictions"
-        self._predict(
-            self.model, processed, self._writer(processed, predictions, params), affinity=False
-        )
+        with Progress(self.model, 10, 65 if record.affinity is not None else 90, "structure"):
+            self._predict(
+                self.model, processed, self._writer(processed, predictions, params), affinity=False
+            )
         files = self._check_structure(predictions / record_id, record_id, params)
 
         provenance = dict(self.provenance)
@@ -449,9 +450,15 @@ class BoltzEngine(Engine):
         self.affinity.steering_args = asdict(steering)
         manifest = Manifest.load(processed / "manifest.json")
         writer = BoltzAffinityWriter(data_dir=processed / "structures", output_dir=predictions)
-        self._predict(
-            self.affinity, processed, writer, affinity=True, manifest=manifest, target=predictions
-        )
+        with Progress(self.affinity, 70, 90, "affinity"):
+            self._predict(
+                self.affinity,
+                processed,
+                writer,
+                affinity=True,
+                manifest=manifest,
+                target=predictions,
+            )
 
     def _report(self, folder: Path, record_id: str, record) -> None:
         """The best sample's confidence (and the affinity) as the job's metrics: chains by
@@ -492,6 +499,61 @@ class BoltzEngine(Engine):
         if not path.is_file() or path.stat().st_size == 0:
             raise RuntimeError(f"boltz wrote no {path.name}")
         return path
+
+
+class Progress:
+    """A pass of a model told as progress from `start` to `end` %: the trunk's recycling passes
+    (its first quarter), then each diffusion step. Forward hooks on the pairformer and on the
+    diffusion's score model count their calls and read only shapes, so the numbers computed
+    are the CLI's, byte for byte. A line goes out when the whole percent or the phase changes:
+    some dozens a job, not one per step."""
+
+    def __init__(self, model, start: float, end: float, what: str):
+        args = model.predict_args
+        self.model, self.what = model, what
+        self.passes = args["recycling_steps"] + 1
+        self.steps = args["sampling_steps"]
+        self.samples = args["diffusion_samples"]
+        self.start, self.end = start, end
+        self.trunk_end = start + (end - start) / 4
+        self.passes_done = 0
+        self.sampled = 0  # samples denoised, summed over the diffusion's calls
+        self.said = None
+        self.handles = []
+
+    def __enter__(self):
+        trunk = self.model.pairformer_module
+        trunk = getattr(trunk, "_orig_mod", trunk)
+        score = self.model.structure_module.score_model
+        self.handles = [
+            trunk.register_forward_hook(self._trunk_pass),
+            score.register_forward_hook(self._diffusion_call, with_kwargs=True),
+        ]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+    def _trunk_pass(self, module, args, output) -> None:
+        self.passes_done += 1
+        done = min(self.passes_done, self.passes)
+        percent = self.start + (self.trunk_end - self.start) * done / self.passes
+        self._say(percent, f"{self.what}: trunk, recycling pass {done} of {self.passes}")
+
+    def _diffusion_call(self, module, args, kwargs, output) -> None:
+        noisy = kwargs.get("r_noisy")
+        self.sampled += int(noisy.shape[0]) if noisy is not None else self.samples
+        step = min(self.sampled // max(1, self.samples), self.steps)
+        percent = self.trunk_end + (self.end - self.trunk_end) * step / max(1, self.steps)
+        self._say(percent, f"{self.what}: diffusion, step {step} of {self.steps}")
+
+    def _say(self, percent: float, message: str) -> None:
+        phase = message.split(",")[0]
+        key = (int(percent), phase)
+        if key != self.said:
+            self.said = key
+            markers.progress(round(percent, 1), message)
 
 
 def _chains(processed: Path, record_id: str) -> list[dict]:
