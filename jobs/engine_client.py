@@ -28,7 +28,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from jobs.engine_server import END, LOAD_FAILED, alive
+from jobs.engine_server import END, LOAD_FAILED, NODE_ONLY, alive
 from jobs.processes import DONE, job_environment
 from nodes.probe import warm_engines
 
@@ -218,7 +218,7 @@ class EngineRun:
             line = line.rstrip("\n")
             if line.startswith(LOAD_FAILED):
                 self.error = json.loads(line[len(LOAD_FAILED) :]).get("error", "load failed")
-            else:
+            elif not line.startswith(NODE_ONLY):
                 self.lines.put(line)
 
     def _read(self, connection: socket.socket) -> None:

@@ -32,10 +32,14 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 END = "##portal-end "
 LOAD_FAILED = "##portal-load-failed "
+# A line of the engine's own log (the node keeps it beside the engine's socket) that its
+# runner does not pass on into a job's log: Python's warnings.
+NODE_ONLY = "##portal-node "
 
 
 class EngineJob:
@@ -98,6 +102,14 @@ class _LineWriter(io.TextIOBase):
 
     def flush(self) -> None:
         pass
+
+
+def _warn_to_the_log(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python's warnings (a library's notes to its developers: `pin_memory` on a machine
+    without a GPU, …) go to the engine's own log, never into a job's."""
+    text = warnings.formatwarning(message, category, filename, lineno, line)
+    sys.__stderr__.write("".join(NODE_ONLY + part for part in text.splitlines(keepends=True)))
+    sys.__stderr__.flush()
 
 
 def _watch_for_hangup(connection: socket.socket, cancelled: threading.Event) -> None:
@@ -230,6 +242,7 @@ def main() -> None:
     parser.add_argument("--identity", default="", help="what it was started with (its runner's)")
     args = parser.parse_args()
     sys.path.insert(0, os.getcwd())
+    warnings.showwarning = _warn_to_the_log
     serve(args)
 
 
