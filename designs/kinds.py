@@ -138,6 +138,10 @@ class DesignKind(ParentKind):
     input_kinds = ("fasta",)
     Params = DesignParams
 
+    def unavailable(self) -> str | None:
+        """Its candidates are predictions: it runs where they can."""
+        return get_kind(PredictKind.name).unavailable()
+
     def validate(self, params: dict, inputs: list, *, user=None, project=None) -> dict:
         cleaned = self.clean_params(params)
         if ("target" in cleaned) == bool(inputs):

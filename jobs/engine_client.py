@@ -228,7 +228,7 @@ class EngineRun:
                 line = line.rstrip("\n")
                 if line.startswith(END):
                     self.status = json.loads(line[len(END) :])
-                    if self.status.get("status") != "ok":
+                    if self.status.get("status") not in ("ok", "stopped"):
                         self._fail(self.status.get("error", "failed"))
                     return
                 self.lines.put(line)
@@ -243,7 +243,9 @@ class EngineRun:
 
     def stop(self, grace: float) -> None:
         """Stop the job: an engine still loading is killed at once; one running the job is
-        asked to stop it, and killed if it has not within `grace` seconds."""
+        asked to stop it, and killed if it has not within PORTAL_ENGINE_STOP_GRACE seconds
+        (an engine's own grace, not a process's `grace`: one that stops between its steps
+        keeps its model loaded for the next job)."""
         self._stopping.set()
         connection = self.connection
         if connection is not None:
@@ -251,7 +253,7 @@ class EngineRun:
             # lines and end marker can still come back.
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_WR)
-        deadline = time.monotonic() + grace
+        deadline = time.monotonic() + settings.PORTAL_ENGINE_STOP_GRACE
         while self.status is None and time.monotonic() < deadline:
             time.sleep(0.05)
         if self.status is None:

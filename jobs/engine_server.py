@@ -42,6 +42,11 @@ LOAD_FAILED = "##portal-load-failed "
 NODE_ONLY = "##portal-node "
 
 
+class Stopped(Exception):
+    """Raised by an engine's `run` that stops its job on request (`EngineJob.cancelled`),
+    between two steps: the engine goes on serving, its model loaded."""
+
+
 class EngineJob:
     """What an engine's `run` sees of the job: where to write, and whether to stop."""
 
@@ -130,6 +135,9 @@ def _serve_one(engine: Engine, connection: socket.socket, finished) -> None:
     with contextlib.redirect_stdout(writer), contextlib.redirect_stderr(writer):
         try:
             engine.run(request, EngineJob(writer, cancelled))
+        except Stopped as stop:
+            print(f"stopped {stop}, as asked; the engine stays loaded", flush=True)
+            status = {"status": "stopped"}
         except Exception as exc:
             traceback.print_exc()
             status = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}

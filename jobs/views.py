@@ -42,8 +42,19 @@ def dashboard(request):
             "gpus_online": sum(len(n.gpus or []) for n in online),
             "projects": projects_visible_to(request.user),
             "uploads": uploads_visible_to(request.user)[:5],
+            "unavailable": unavailable_kinds(),
         },
     )
+
+
+def unavailable_kinds() -> list[tuple[str, str]]:
+    """(title, why and what an operator does) of each kind no node can run now."""
+    found = []
+    for _, kind in sorted(registry().items()):
+        why = kind.unavailable()
+        if why:
+            found.append((kind.title or kind.name, why))
+    return found
 
 
 @login_required
@@ -98,7 +109,7 @@ def job_detail(request, pk):
 def job_new(request, pk):
     """Which kind of job: each kind the portal runs, with what it takes."""
     membership = page_membership(request, pk, role=Role.EDITOR)
-    kinds = [kind for _, kind in sorted(registry().items())]
+    kinds = [(kind, kind.unavailable()) for _, kind in sorted(registry().items())]
     return render(request, "jobs/new.html", {"project": membership.project, "kinds": kinds})
 
 
@@ -143,6 +154,8 @@ def job_new_kind(request, pk, kind):
         "form": form,
         # For the kind's own form scripts (which upload a field may name).
         "uploads": [{"id": u.pk, "name": u.name, "kind": u.kind} for u in uploads],
+        # Why no node can run it now (the form says so, and cannot be sent).
+        "unavailable": job_kind.unavailable(),
         **job_kind.form_context(project),
     }
     return render(request, job_kind.page.form or "jobs/new_kind.html", context)

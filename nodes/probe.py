@@ -163,6 +163,13 @@ def boltz_info(cache: Path | None = None, checkpoint: Path | None = None) -> dic
         "missing": missing,
         "kernels": kernels_installed(),
         "ready": version is not None and not missing,
+        "fix": (
+            "pip install boltz"
+            if version is None
+            else "no Boltz-2 weights: run `manage.py boltzweights`"
+            if missing
+            else ""
+        ),
     }
 
 

@@ -294,6 +294,9 @@ PORTAL_JOB_SILENCE_LIMIT = env.int("PORTAL_JOB_SILENCE_LIMIT", default=30 * 60)
 PORTAL_JOB_MAX_ATTEMPTS = env.int("PORTAL_JOB_MAX_ATTEMPTS", default=3)
 # Seconds between SIGTERM and SIGKILL when a job is stopped.
 PORTAL_JOB_KILL_GRACE = env.float("PORTAL_JOB_KILL_GRACE", default=2.0)
+# Seconds a resident engine has to stop a job between its steps (a prediction's diffusion
+# steps) when it is cancelled; it then stays warm for the next job. Past them it is killed.
+PORTAL_ENGINE_STOP_GRACE = env.float("PORTAL_ENGINE_STOP_GRACE", default=5.0)
 PORTAL_NODE_OFFLINE_AFTER = env.int("PORTAL_NODE_OFFLINE_AFTER", default=90)
 PORTAL_HEARTBEAT_INTERVAL = env.float("PORTAL_HEARTBEAT_INTERVAL", default=30)
 PORTAL_SCHEDULER_INTERVAL = env.float("PORTAL_SCHEDULER_INTERVAL", default=5)

@@ -48,7 +48,7 @@ from pathlib import Path
 import yaml
 
 from jobs import markers
-from jobs.engine_server import Engine
+from jobs.engine_server import Engine, Stopped
 from nodes import probe
 from predictions.memory import MAX_MSA_SEQS
 
@@ -289,7 +289,8 @@ class BoltzEngine(Engine):
         markers.progress(10, "predicting the structure")
         self._configure(self.model, params)
         predictions = work / "predictions"
-        with Progress(self.model, 10, 65 if record.affinity is not None else 90, "structure"):
+        end = 65 if record.affinity is not None else 90
+        with Progress(self.model, 10, end, "structure", job):
             self._predict(
                 self.model, processed, self._writer(processed, predictions, params), affinity=False
             )
@@ -298,7 +299,7 @@ class BoltzEngine(Engine):
         provenance = dict(self.provenance)
         if record.affinity is not None:
             markers.progress(70, "predicting the affinity")
-            self._predict_affinity(processed, predictions, params)
+            self._predict_affinity(processed, predictions, params, job)
             files.append(self._check(predictions / record_id / f"affinity_{record_id}.json"))
             provenance["affinity_checkpoint"] = str(self.affinity_checkpoint)
             provenance["affinity_checkpoint_sha256"] = self.affinity_sha256
@@ -419,7 +420,7 @@ class BoltzEngine(Engine):
                     raise RuntimeError(f"boltz could not featurise the input '{wanted}'")
                 writer.write_on_batch_end(None, model, prediction, None, batch, index, 0)
 
-    def _predict_affinity(self, processed: Path, predictions: Path, params: dict) -> None:
+    def _predict_affinity(self, processed: Path, predictions: Path, params: dict, job) -> None:
         from boltz.data.types import Manifest
         from boltz.data.write.writer import BoltzAffinityWriter
 
@@ -450,7 +451,7 @@ class BoltzEngine(Engine):
         self.affinity.steering_args = asdict(steering)
         manifest = Manifest.load(processed / "manifest.json")
         writer = BoltzAffinityWriter(data_dir=processed / "structures", output_dir=predictions)
-        with Progress(self.affinity, 70, 90, "affinity"):
+        with Progress(self.affinity, 70, 90, "affinity", job):
             self._predict(
                 self.affinity,
                 processed,
@@ -506,11 +507,12 @@ class Progress:
     (its first quarter), then each diffusion step. Forward hooks on the pairformer and on the
     diffusion's score model count their calls and read only shapes, so the numbers computed
     are the CLI's, byte for byte. A line goes out when the whole percent or the phase changes:
-    some dozens a job, not one per step."""
+    some dozens a job, not one per step. Between two steps it also stops the job if it was
+    cancelled (`Stopped`), so the engine stays loaded for the next."""
 
-    def __init__(self, model, start: float, end: float, what: str):
+    def __init__(self, model, start: float, end: float, what: str, job):
         args = model.predict_args
-        self.model, self.what = model, what
+        self.model, self.what, self.job = model, what, job
         self.passes = args["recycling_steps"] + 1
         self.steps = args["sampling_steps"]
         self.samples = args["diffusion_samples"]
@@ -549,6 +551,8 @@ class Progress:
         self._say(percent, f"{self.what}: diffusion, step {step} of {self.steps}")
 
     def _say(self, percent: float, message: str) -> None:
+        if self.job.cancelled:
+            raise Stopped(f"after {message}")
         phase = message.split(",")[0]
         key = (int(percent), phase)
         if key != self.said:

@@ -338,12 +338,9 @@ class PredictKind(EngineKind):
         document = cleaned["input"] if "input" in cleaned else document_of(inputs[0])
         cleaned["input"] = check_document(document)
         check_with_boltz(cleaned["input"], referenced_uploads(cleaned["input"], project))
-        if not any(node.can_run("boltz") for node in Node.objects.filter(enabled=True)):
-            raise PortalError(
-                "No node of this portal has the Boltz-2 weights: run `manage.py boltzweights` "
-                "on a node (it downloads them into its PORTAL_BOLTZ_CACHE), then submit again.",
-                code="boltz_unavailable",
-            )
+        why = self.unavailable()
+        if why:
+            raise PortalError(f"{why}, then submit again.", code="boltz_unavailable")
         if "seed" not in cleaned:
             cleaned["seed"] = secrets.randbelow(2**32)
         if "msa" not in cleaned:
@@ -397,6 +394,15 @@ class PredictKind(EngineKind):
 
     def warnings(self, params: dict) -> list[str]:
         return ambiguous_letters(params["input"])
+
+    def unavailable(self) -> str | None:
+        if any(node.can_run("boltz") for node in Node.objects.filter(enabled=True)):
+            return None
+        return (
+            "No node of this portal has the Boltz-2 weights: an operator runs "
+            "`manage.py boltzweights` on a node (it downloads them into its "
+            "PORTAL_BOLTZ_CACHE)"
+        )
 
     def form_context(self, project) -> dict:
         """Where a chain's MSA can come from, for the form to say so."""

@@ -13,6 +13,7 @@ os.environ.setdefault("PORTAL_JOB_KIND_MODULES", "tests.jobkinds")
 # A job that ignores SIGTERM is killed this long after it: the tests that stop such jobs wait
 # the grace out, and need only know that the kill follows.
 os.environ.setdefault("PORTAL_JOB_KILL_GRACE", "0.5")
+os.environ.setdefault("PORTAL_ENGINE_STOP_GRACE", "1")
 # The jobs and engines the tests start in their own process take one core each, as those of the
 # test nodes do (runnode --threads-per-slot 1): two test workers share two cores.
 os.environ.setdefault("PORTAL_THREADS_PER_SLOT", "1")

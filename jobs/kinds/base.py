@@ -224,6 +224,19 @@ class JobKind:
         """Bytes of GPU memory the job needs, if known: it goes only to a GPU that large."""
         return None
 
+    def unavailable(self) -> str | None:
+        """Why no node of this portal can run the kind's jobs now, with what an operator does
+        about it (pages say so before a scientist fills a form); None when one can. By default
+        from the engines the kind `requires`."""
+        from nodes.models import Node
+
+        if not self.requires:
+            return None
+        nodes = Node.objects.filter(enabled=True)
+        if any(all(node.can_run(engine) for engine in self.requires) for node in nodes):
+            return None
+        return f"No node of this portal has {' and '.join(self.requires)} ready"
+
     def form_context(self, project) -> dict:
         """What the kind's new-job page (`page.form`) needs besides the form and the project's
         uploads."""

@@ -186,6 +186,8 @@
   const cancel = el("job-cancel");
   if (cancel) {
     cancel.addEventListener("click", async function () {
+      const name = document.title.split(" · ")[0];
+      if (!window.confirm("Cancel " + name + "? What it has done so far is not kept.")) return;
       cancel.disabled = true;
       const token = document.querySelector("[name=csrfmiddlewaretoken]").value;
       const response = await fetch(root.dataset.api + "cancel/", {

@@ -54,6 +54,14 @@
     tr.appendChild(text("td", node.address || "—"));
     const status = document.createElement("td");
     status.appendChild(text("span", node.status, "status status-" + node.status));
+    // What it can run (its heartbeat's engines), and for one that is not ready, the fix.
+    for (const [name, engine] of Object.entries(node.engines || {}).sort()) {
+      const ready = Boolean(engine && engine.ready);
+      const line = text("div", name + (ready ? ": ready" : ": not ready" + (engine && engine.fix ? " (" + engine.fix + ")" : "")),
+        "engine small " + (ready ? "muted" : "engine-missing"));
+      line.dataset.engine = name;
+      status.appendChild(line);
+    }
     tr.appendChild(status);
 
     const gpus = document.createElement("td");

@@ -65,20 +65,37 @@ def test_a_scientist_cancels_a_running_job_from_its_page(stack, project, alice, 
     sign_in(page, stack.url, "alice", "alice-password")
     page.goto(f"{stack.url}/jobs/{pk}/")
     page.wait_for_selector("#job-state.state-running")
+    # The button asks first: dismissed, nothing happens; accepted, the job is cancelled.
+    asked = []
+
+    def answer(dialog):
+        asked.append(dialog.message)
+        dialog.dismiss() if len(asked) == 1 else dialog.accept()
+
+    page.on("dialog", answer)
+    page.click("#job-cancel")
+    page.wait_for_timeout(300)
+    assert Job.objects.get(pk=pk).state == State.RUNNING and page.is_enabled("#job-cancel")
     page.click("#job-cancel")
     page.wait_for_selector("#job-state.state-cancelled", timeout=10_000)
+    assert asked[0].startswith(f"Cancel Job {pk}: ")
     assert Job.objects.get(pk=pk).state == State.CANCELLED
     assert not page.is_visible("#job-cancel")
 
 
-def test_staff_see_a_node_go_offline_and_disable_it(stack, browser_page, db):
+def test_staff_see_a_node_go_offline_and_disable_it(stack, browser_page, db, tmp_path):
     get_user_model().objects.create_superuser("ops", password="ops-password")
-    stack.add_nodes("node-a", "node-b")
+    stack.add_nodes("node-a", "node-b", PORTAL_BOLTZ_CACHE=str(tmp_path))
     page = browser_page
     sign_in(page, stack.url, "ops", "ops-password")
     page.goto(f"{stack.url}/nodes/")
     row = lambda name: f"#pool tr[data-node='{name}']"  # noqa: E731
     page.wait_for_selector(f"{row('node-a')} .status-idle")
+    # What each can run: no Boltz-2 weights here, and what an operator does about it.
+    assert page.inner_text(f"{row('node-a')} [data-engine=boltz]") == (
+        "boltz: not ready (no Boltz-2 weights: run `manage.py boltzweights`)"
+    )
+    assert page.inner_text(f"{row('node-a')} [data-engine=torch]") == "torch: ready"
     stack.nodes["node-a"].kill()  # its agent stops beating
     page.wait_for_selector(f"{row('node-a')} .status-offline", timeout=20_000)
     assert page.is_visible(f"{row('node-b')} .status-idle")

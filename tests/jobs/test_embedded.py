@@ -10,10 +10,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.database]
 
 
 def test_runall_serves_the_portal_and_runs_a_check_job_on_this_machine(
-    transactional_db, project, alice
+    transactional_db, project, alice, tmp_path
 ):
     port = free_port()
-    portal = ManagedProcess("runall", ["runall", "--port", str(port)], **{**FAST, "REDIS_URL": ""})
+    env = {**FAST, "REDIS_URL": "", "PORTAL_BOLTZ_CACHE": str(tmp_path / "no-weights")}
+    portal = ManagedProcess("runall", ["runall", "--port", str(port)], **env)
     try:
         portal.wait_for(lambda: _port_open(port), "the portal to listen")
         wait_until(
@@ -36,5 +37,10 @@ def test_runall_serves_the_portal_and_runs_a_check_job_on_this_machine(
             line.startswith("torch 2.13.0") for line in lines
         )
         assert client.get(f"/api/v1/jobs/{pk}/artifacts/check.json").json()["gpus"] == []
+        # This machine has no Boltz-2 weights (its PORTAL_BOLTZ_CACHE is empty): said at start.
+        assert (
+            "This machine's boltz is not ready: no Boltz-2 weights: run `manage.py boltzweights`."
+            in portal.output()
+        )
     finally:
         portal.stop()

@@ -231,9 +231,11 @@ def test_an_input_the_nodes_molecules_cannot_build_fails_that_job_with_the_reaso
     assert int(engine(after)["jobs"]) == int(engine(job)["jobs"]) + 1
 
 
-def test_a_job_cancelled_mid_prediction_ends_within_5_s_and_the_next_succeeds(
+def test_a_job_cancelled_mid_prediction_ends_within_5_s_keeping_its_engine(
     boltz_node, api, alice, project, enqueued
 ):
+    """A prediction stops between two diffusion steps: the engine stays loaded (same process,
+    one load), the log says who cancelled and where it stopped, and the next job succeeds."""
     import time
 
     from jobs.services import job_cancel
@@ -255,12 +257,19 @@ def test_a_job_cancelled_mid_prediction_ends_within_5_s_and_the_next_succeeds(
     assert time.monotonic() - asked < 5
     long.refresh_from_db()
     assert long.state == State.CANCELLED
-    assert not _alive(int(first["pid"]))
+    assert _alive(int(first["pid"]))
+    said = lines(long)
+    assert "cancel requested by alice" in said
+    assert any(
+        line.startswith("stopped after structure: diffusion, step ")
+        and line.endswith("of 1000, as asked; the engine stays loaded")
+        for line in said
+    ), said
 
     after = Job.objects.get(pk=submit(api, alice, project, protein, seed=2, **FAST).json()["id"])
     place_and_run(after, enqueued)
     assert after.state == State.SUCCEEDED, after.error
-    assert engine(after)["pid"] != first["pid"]
+    assert engine(after)["pid"] == first["pid"] and engine(after)["loads"] == first["loads"]
 
 
 def test_predictions_through_the_api_on_a_real_node_leave_every_artifact(

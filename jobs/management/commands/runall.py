@@ -7,6 +7,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from nodes import probe
 from nodes.models import Node
 from nodes.services import node_create, node_rotate_token
 
@@ -33,6 +34,10 @@ class Command(BaseCommand):
         else:
             # A fresh token each start, handed to the node process only: none is kept anywhere.
             token = node_rotate_token(node=node)
+        # What this machine cannot run yet, and the fix, said before the portal serves.
+        for name, engine in sorted(probe.engines(check_cuda=False).items()):
+            if not engine.get("ready") and engine.get("fix"):
+                self.stdout.write(f"This machine's {name} is not ready: {engine['fix']}.")
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
         url = f"http://{host}:{port}"
         children = [
