@@ -255,4 +255,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run as the module `jobs.engine_server`, not as `__main__`: an engine imports this module
+    # (its Engine and Stopped), and two copies of it would hold two different Stopped classes.
+    from jobs import engine_server
+
+    engine_server.main()

@@ -91,6 +91,7 @@ class _Work:
     needs: list[str]
     digest: str
     warnings: list[str] = field(default_factory=list)
+    default_name: str = ""
     children: list = field(default_factory=list)  # of (Child, _Work): submitted with it
 
 
@@ -119,6 +120,7 @@ def _checked(project: Project, by, kind: str, params: dict, inputs: list[int]) -
         needs=job_kind.needs(cleaned),
         digest=fingerprint(kind, cleaned, [u.sha256 for u in inputs]),
         warnings=job_kind.warnings(cleaned),
+        default_name=job_kind.default_name(cleaned, inputs),
     )
 
 
@@ -130,7 +132,7 @@ def _create(work: _Work, *, project, by, name, priority, limit, now, parent=None
         project=project,
         owner=by,
         kind=work.kind.name,
-        name=(name or "").strip()[:200] or f"{work.kind.name} job",
+        name=((name or "").strip() or work.default_name or f"{work.kind.name} job")[:200],
         params=work.params,
         parent=parent,
         priority=priority,

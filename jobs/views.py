@@ -18,6 +18,7 @@ from jobs.selectors import jobs_visible_to
 from jobs.services import job_submit_all
 from nodes.selectors import nodes_online
 from portal.errors import PortalError
+from portal.ids import parse_id
 from portal.projects.models import Role
 from portal.projects.selectors import projects_visible_to
 from portal.projects.views import page_membership
@@ -45,6 +46,20 @@ def dashboard(request):
             "unavailable": unavailable_kinds(),
         },
     )
+
+
+def params_table(params: dict) -> list[tuple[str, str]]:
+    """A job's parameters as a page shows them: by name, a mapping or list as JSON in short."""
+
+    def short(value) -> str:
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        if isinstance(value, dict | list):
+            text = json.dumps(value, sort_keys=True)
+            return text if len(text) <= 120 else text[:117] + "…"
+        return str(value)
+
+    return [(name.replace("_", " "), short(value)) for name, value in sorted(params.items())]
 
 
 def unavailable_kinds() -> list[tuple[str, str]]:
@@ -93,6 +108,7 @@ def job_detail(request, pk):
         {
             "job": job,
             "params_json": json.dumps(job.params, indent=2, sort_keys=True),
+            "params_table": params_table(job.params),
             "inputs": [i.upload for i in job.job_inputs.select_related("upload")],
             "transitions": job.transitions.select_related("by"),
             "artifacts": job.artifacts.all(),
@@ -101,6 +117,8 @@ def job_detail(request, pk):
             "page": kind.page if kind else Page(),
             "can_cancel": membership.allows(Role.EDITOR) and not job.is_finished,
             "can_submit": membership.allows(Role.EDITOR),
+            # What the kind's own part of the page needs beyond the job.
+            "page_context": kind.page_context(job) if kind else {},
         },
     )
 
@@ -122,12 +140,15 @@ def job_new_kind(request, pk, kind):
     if job_kind is None:
         raise Http404("No such kind of job.")
     uploads = list(project.uploads.all())
-    form = JobForm(
-        request.POST or None,
-        kind=job_kind,
-        uploads=uploads,
-        initial={k: v for k, v in request.GET.items() if k in job_kind.Params().fields},
-    )
+    fields = job_kind.Params().fields
+    initial = {k: v for k, v in request.GET.items() if k in fields}
+    # "Run again with changes": the form filled from a job of the kind the user can see (its
+    # parameters; a new seed unless one is given).
+    source = parse_id(request.GET.get("from", ""))
+    rerun = source and jobs_visible_to(request.user).filter(pk=source, kind=kind).first()
+    if rerun:
+        initial.update({k: v for k, v in rerun.params.items() if k in fields and k != "seed"})
+    form = JobForm(request.POST or None, kind=job_kind, uploads=uploads, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
             submitted = job_submit_all(

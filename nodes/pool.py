@@ -5,7 +5,7 @@ from nodes.selectors import with_running_jobs
 
 
 def pool_snapshot() -> list[dict]:
-    """Every node with its status, GPUs, warm engines, load and running jobs."""
+    """Every node with its status, engines, GPUs, warm engines, load and running jobs."""
     nodes = with_running_jobs(Node.objects.order_by("name"))
     return [
         {
@@ -22,6 +22,12 @@ def pool_snapshot() -> list[dict]:
             "memory_used": node.memory_used,
             "gpus": node.gpus,
             "warm_engines": node.warm_engines,
+            # What it can run, and for an engine that is not ready, what fixes it.
+            "engines": {
+                name: {"ready": bool(info.get("ready")), "fix": info.get("fix") or ""}
+                for name, info in (node.engines or {}).items()
+                if isinstance(info, dict)
+            },
             "last_heartbeat_at": node.last_heartbeat_at.isoformat()
             if node.last_heartbeat_at
             else None,

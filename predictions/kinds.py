@@ -392,6 +392,21 @@ class PredictKind(EngineKind):
             )
         return parts
 
+    def default_name(self, params: dict, inputs: list) -> str:
+        """The input file's name without its suffix, or the first chain and its start."""
+        given = [u for u in inputs if u.kind in self.input_kinds]
+        if given:
+            return given[0].name.rsplit(".", 1)[0]
+        first = params["input"]["sequences"][0]
+        kind, body = next(iter(first.items()))
+        ids = body["id"] if isinstance(body["id"], list) else [body["id"]]
+        what = body.get("sequence") or body.get("smiles") or body.get("ccd") or kind
+        what = what if isinstance(what, str) else ", ".join(what)
+        more = len(params["input"]["sequences"]) - 1
+        return f"{ids[0]}: {what[:16]}{'…' if len(what) > 16 else ''}" + (
+            f" and {more} more" if more else ""
+        )
+
     def warnings(self, params: dict) -> list[str]:
         return ambiguous_letters(params["input"])
 
@@ -403,6 +418,21 @@ class PredictKind(EngineKind):
             "`manage.py boltzweights` on a node (it downloads them into its "
             "PORTAL_BOLTZ_CACHE)"
         )
+
+    def page_context(self, job) -> dict:
+        """The protein chains predicted without an MSA (single sequence), for the page to say
+        so: an MSA of `empty`, or none where the job's MSA source was single sequence."""
+        document = job.params.get("input") or {}
+        single = []
+        for item in document.get("sequences") or []:
+            body = item.get("protein") if isinstance(item, dict) else None
+            if not isinstance(body, dict):
+                continue
+            msa = body.get("msa")
+            if msa == "empty" or (msa is None and job.params.get("msa") == "single"):
+                ids = body.get("id")
+                single += ids if isinstance(ids, list) else [ids]
+        return {"single_sequence": [str(chain) for chain in single]}
 
     def form_context(self, project) -> dict:
         """Where a chain's MSA can come from, for the form to say so."""

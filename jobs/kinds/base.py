@@ -185,6 +185,10 @@ class JobKind:
         its own; None (the default) for one job. Refusals are PortalError, as `validate`'s."""
         return None
 
+    def default_name(self, params: dict, inputs: list) -> str:
+        """A job's name when its submission gives none."""
+        return f"{self.name} job"
+
     def warnings(self, params: dict) -> list[str]:
         """What a scientist should know of a job accepted with these cleaned parameters (a
         letter the program reads as an unknown residue…): stored with the job and shown
@@ -236,6 +240,11 @@ class JobKind:
         if any(all(node.can_run(engine) for engine in self.requires) for node in nodes):
             return None
         return f"No node of this portal has {' and '.join(self.requires)} ready"
+
+    def page_context(self, job) -> dict:
+        """What the kind's part of a job's page (`page.template`) needs beyond the job, as
+        `page_context` in it."""
+        return {}
 
     def form_context(self, project) -> dict:
         """What the kind's new-job page (`page.form`) needs besides the form and the project's

@@ -37,6 +37,7 @@
     el("prediction-waiting").hidden = true;
     el("prediction-result").hidden = false;
     state.chains = names.includes("chains.json") ? (await json(artifact("chains.json"))).chains : [];
+    await drawAffinity(names);
     const select = el("sample");
     select.replaceChildren();
     for (const sample of state.samples) {
@@ -62,6 +63,39 @@
     await choose(0);
   }
 
+  // Boltz-2's affinity: its value is log10 of the IC50 in µM (lower binds more strongly), its
+  // probability whether the ligand binds at all; the ensemble's two members beside.
+  function ic50(log10) {
+    const micromolar = Math.pow(10, log10);
+    if (micromolar < 1) return (micromolar * 1000).toPrecision(3) + " nM";
+    if (micromolar >= 1000) return (micromolar / 1000).toPrecision(3) + " mM";
+    return micromolar.toPrecision(3) + " µM";
+  }
+  async function drawAffinity(names) {
+    const name = names.find((n) => /^affinity_job-\d+\.json$/.test(n));
+    el("affinity").hidden = !name;
+    if (!name) return;
+    const a = await json(artifact(name));
+    const rows = [
+      ["log10 IC50 (µM), predicted", a.affinity_pred_value, "value"],
+      ["IC50, predicted", a.affinity_pred_value === undefined ? "—" : ic50(a.affinity_pred_value), "ic50"],
+      ["binder probability", a.affinity_probability_binary, "probability"],
+      ["member 1: log10 IC50 / probability", [a.affinity_pred_value1, a.affinity_probability_binary1], "member-1"],
+      ["member 2: log10 IC50 / probability", [a.affinity_pred_value2, a.affinity_probability_binary2], "member-2"],
+    ];
+    const body = el("affinity-figures").tBodies[0];
+    body.replaceChildren();
+    for (const [label, value, key] of rows) {
+      const tr = document.createElement("tr");
+      tr.appendChild(cell("th", label));
+      const text = Array.isArray(value) ? value.map(figure).join(" / ") : typeof value === "string" ? value : figure(value);
+      const td = cell("td", text);
+      td.dataset.key = key;
+      tr.appendChild(td);
+      body.appendChild(tr);
+    }
+  }
+
   async function choose(k) {
     const sample = state.samples.find((s) => s.k === k);
     await state.viewer.plugin.clear();
@@ -83,17 +117,23 @@
   }
 
   function drawConfidence(confidence) {
+    // Interface figures only where there is an interface: boltz writes 0 for a monomer's ipTM,
+    // which would read as a bad score.
+    const types = state.chains.map((c) => c.type);
+    const several = types.length > 1;
+    const ligand = types.includes("nonpolymer");
+    const proteins = types.filter((t) => t === "protein").length;
     const rows = [
-      ["confidence score", confidence.confidence_score],
-      ["pTM", confidence.ptm],
-      ["ipTM", confidence.iptm],
-      ["complex pLDDT", confidence.complex_plddt],
-      ["complex ipLDDT", confidence.complex_iplddt],
-      ["complex PDE (Å)", confidence.complex_pde],
-      ["complex iPDE (Å)", confidence.complex_ipde],
-      ["ligand ipTM", confidence.ligand_iptm],
-      ["protein ipTM", confidence.protein_iptm],
-    ];
+      ["confidence score", confidence.confidence_score, true],
+      ["pTM", confidence.ptm, true],
+      ["ipTM", confidence.iptm, several],
+      ["complex pLDDT", confidence.complex_plddt, true],
+      ["complex ipLDDT", confidence.complex_iplddt, several],
+      ["complex PDE (Å)", confidence.complex_pde, true],
+      ["complex iPDE (Å)", confidence.complex_ipde, several],
+      ["ligand ipTM", confidence.ligand_iptm, ligand && several],
+      ["protein ipTM", confidence.protein_iptm, proteins > 1],
+    ].filter(([, , applies]) => applies || !state.chains.length);
     const body = el("confidence").tBodies[0];
     body.replaceChildren();
     for (const [label, value] of rows) {

@@ -9,11 +9,13 @@ import pytest
 from jobs.models import Job, State
 from tests.browser.conftest import screenshot, sign_in
 from tests.conftest import boltz_ready, wait_until
-from tests.predictions.test_predict import FAST, LIGAND
+from tests.predictions.test_predict import FAST, LIGAND, PROTEIN
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 STRUCTURE = "portalPrediction.viewer.plugin.managers.structure.hierarchy.current.structures[0]"
+# The complex, with the ligand's binding affinity asked for.
+AFFINITY = LIGAND + "properties:\n  - affinity: {binder: B}\n"
 
 
 def test_a_finished_prediction_shows_its_structure_confidence_and_pae(
@@ -28,7 +30,7 @@ def test_a_finished_prediction_shows_its_structure_confidence_and_pae(
     uploaded = client.session.post(
         f"{boltz_stack.url}/api/v1/uploads/",
         data={"project": project.pk},
-        files={"file": ("complex.yaml", LIGAND.encode())},
+        files={"file": ("complex.yaml", AFFINITY.encode())},
     ).json()
     pk = client.submit(
         project,
@@ -100,4 +102,48 @@ def test_a_finished_prediction_shows_its_structure_confidence_and_pae(
     assert page.inner_text('#confidence td[data-key="confidence score"]') == (
         f"{other['confidence_score']:.3f}"
     )
+    # The affinity, with its meaning: the figures are the affinity JSON's.
+    affinity = json.loads(artifact(f"affinity_job-{pk}.json"))
+    value = affinity["affinity_pred_value"]
+    assert page.inner_text('#affinity-figures td[data-key="value"]') == f"{value:.3f}"
+    assert page.inner_text('#affinity-figures td[data-key="probability"]') == (
+        f"{affinity['affinity_probability_binary']:.3f}"
+    )
+    ic50 = page.inner_text('#affinity-figures td[data-key="ic50"]')
+    number, unit = ic50.split()
+    assert float(number) * {"nM": 1e-3, "µM": 1, "mM": 1e3}[unit] == pytest.approx(
+        10**value, rel=1e-2
+    )
+    assert page.inner_text('#affinity-figures td[data-key="member-1"]') == (
+        f"{affinity['affinity_pred_value1']:.3f} / {affinity['affinity_probability_binary1']:.3f}"
+    )
+    assert page.get_attribute("#af3-json", "href") == f"/api/v1/jobs/{pk}/af3/"
+    screenshot(page, "prediction-affinity")
     assert elsewhere == []
+
+    # A monomer without an MSA: no interface figures (boltz's 0 would read as a bad score),
+    # and the page says it ran single sequence.
+    protein = client.session.post(
+        f"{boltz_stack.url}/api/v1/uploads/",
+        data={"project": project.pk},
+        files={"file": ("monomer.yaml", PROTEIN.encode())},
+    ).json()
+    mono = client.submit(project, kind="predict", params=FAST, inputs=[protein["id"]])["id"]
+    wait_until(lambda: Job.objects.get(pk=mono).is_finished, 90, what="the monomer")
+    assert Job.objects.get(pk=mono).name == "monomer"  # named after its input
+    page.goto(f"{boltz_stack.url}/jobs/{mono}/")
+    page.wait_for_selector('#confidence td[data-key="pTM"]')
+    labels = page.eval_on_selector_all("#confidence th", "cells => cells.map(c => c.textContent)")
+    assert "pTM" in labels and "complex pLDDT" in labels
+    assert not {"ipTM", "complex ipLDDT", "complex iPDE (Å)", "ligand ipTM"} & set(labels)
+    assert page.inner_text("#single-sequence").startswith(
+        "Predicted without an MSA (single sequence): chain A."
+    )
+    assert not page.is_visible("#affinity")
+    screenshot(page, "prediction-monomer-single-sequence")
+
+    # Run again with changes: the form comes filled from this job.
+    page.click("#run-again")
+    page.wait_for_selector(".entity[data-kind=protein]")
+    assert page.input_value(".entity [data-field=sequence]") == "MKTAYIAKQRQISFVKSHFSRQ"
+    assert page.input_value("#id_sampling_steps") == str(FAST["sampling_steps"])

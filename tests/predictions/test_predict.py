@@ -261,8 +261,8 @@ def test_a_job_cancelled_mid_prediction_ends_within_5_s_keeping_its_engine(
     said = lines(long)
     assert "cancel requested by alice" in said
     assert any(
-        line.startswith("stopped after structure: diffusion, step ")
-        and line.endswith("of 1000, as asked; the engine stays loaded")
+        line.startswith("stopped after structure: ")
+        and line.endswith(", as asked; the engine stays loaded")
         for line in said
     ), said
 
@@ -332,7 +332,7 @@ def test_a_prediction_is_refused_while_no_node_has_the_weights(
     )
     assert response.status_code == 400
     assert response.json()["code"] == "boltz_unavailable"
-    assert "run `manage.py boltzweights` on a node" in response.json()["detail"]
+    assert "runs `manage.py boltzweights` on a node" in response.json()["detail"]
 
 
 def test_boltzweights_says_whether_this_machine_can_predict(boltz_cache, settings, tmp_path):
