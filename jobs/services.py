@@ -397,7 +397,11 @@ def job_finish(
     """End a run: store its last events, move the job to its final state and store its
     artifacts, all or nothing (and part of the caller's transaction, if any). The runner that
     ends it hands the freed slot on (jobs/placement.py: `hand_over`)."""
-    extra = {"progress": 100} if state == State.SUCCEEDED else {}
+    # Its progress says how it ended, not what it was doing last (a campaign's "about 2 min
+    # left" stayed on a finished campaign's page and in the API).
+    extra = {"progress_message": reason[:500]}
+    if state == State.SUCCEEDED:
+        extra["progress"] = 100
     with transaction.atomic(savepoint=False):
         done = transition(
             Job(pk=job_id),

@@ -107,6 +107,13 @@
     }
     if (FINISHED.includes(event.state)) {
       state.finishedAt = new Date(event.at);
+      // Its progress says how it ended; the jobs it ran after are final too.
+      if (event.state === "succeeded") {
+        el("job-progress").value = 100;
+        el("job-percent").textContent = "100%";
+      }
+      el("job-progress-message").textContent = event.reason || "";
+      refreshFamily();
       const cancel = el("job-cancel");
       if (cancel) cancel.hidden = true;
       loadArtifacts();
@@ -119,6 +126,15 @@
         row.appendChild(text("td", value));
       }
       el("transitions").tBodies[0].appendChild(row);
+    }
+  }
+  async function refreshFamily() {
+    for (const chip of document.querySelectorAll("#job-family [data-child]")) {
+      const response = await fetch("/api/v1/jobs/" + chip.dataset.child + "/", { headers: { Accept: "application/json" } });
+      if (!response.ok) continue;
+      const child = await response.json();
+      chip.textContent = child.state;
+      chip.className = "state state-" + child.state;
     }
   }
   function tick() {

@@ -39,6 +39,17 @@ def test_the_campaign_page_grows_live_and_a_candidate_opens_in_molstar(
     )
     assert len(scored) >= 3 and len(points) >= 2  # it grew while we watched
     assert page.locator("figure[data-metric=mean_fitness]").get_attribute("data-points") == "3"
+    # Ended, it says so: 100 %, how it ended, and no candidate still shown running.
+    page.wait_for_selector("#job-state.state-succeeded")
+    assert page.inner_text("#job-percent") == "100%"
+    ended = Job.objects.get(pk=pk).transitions.order_by("-at", "-id").first().reason
+    page.wait_for_function(
+        f"document.getElementById('job-progress-message').textContent === {ended!r}"
+    )
+    page.wait_for_function(
+        "![...document.querySelectorAll('#job-family [data-child]')]"
+        ".some(chip => chip.textContent !== 'succeeded')"
+    )
     first = page.locator("#candidates-table tbody tr").first
     assert first.locator("td").first.inner_text() == "1"
     screenshot(page, "design-campaign")

@@ -112,6 +112,9 @@ def test_a_campaign_searches_its_generations_and_ranks_its_candidates(
     assert campaign.state == State.RUNNING and campaign.node_id is None
     run_campaign(campaign, enqueued)
     assert campaign.state == State.SUCCEEDED, campaign.error
+    # Its progress says how it ended, not the last generation's "about … left".
+    ended = campaign.transitions.order_by("-at", "-id").first()
+    assert campaign.progress == 100 and campaign.progress_message == ended.reason
     candidates = list(campaign.candidates.order_by("generation", "index"))
     # 4, then 2 new beside 2 elites each generation; none predicted twice.
     assert [c.generation for c in candidates] == [0] * 4 + [1] * 2 + [2] * 2
