@@ -1,6 +1,10 @@
 """Reading jobs, always through the projects a user belongs to."""
 
-from jobs.models import Job
+from statistics import median
+
+from django.db.models import F, Q
+
+from jobs.models import Job, State
 from portal.projects.models import Role
 from portal.projects.selectors import member_object
 
@@ -20,3 +24,35 @@ def job_for(user, job_id, *, role: str = Role.VIEWER) -> Job:
 
 def events_after(job: Job, after: int, limit: int):
     return list(job.events.filter(seq__gt=after).order_by("seq")[:limit])
+
+
+def queue_place(job: Job) -> tuple[int, float | None]:
+    """Where a queued job stands: (how many waiting jobs go before it, plus one; the seconds
+    until it starts, roughly, or None with no history). Ahead are the waiting jobs of a
+    higher priority, and of its own priority those queued earlier (placement also takes turns
+    between users, so this is an upper bound for a user with few jobs). The estimate is the
+    median run of the kind's last 20 finished jobs, times the rounds of the pool's slots that
+    must run first."""
+    from nodes.selectors import nodes_available
+
+    ahead = (
+        Job.objects.filter(state=State.QUEUED, node__isnull=True)
+        .filter(
+            Q(priority__gt=job.priority) | Q(priority=job.priority, queued_at__lt=job.queued_at)
+        )
+        .exclude(pk=job.pk)
+        .count()
+    )
+    runs = [
+        (j.finished_at - j.started_at).total_seconds()
+        for j in Job.objects.filter(
+            kind=job.kind,
+            state=State.SUCCEEDED,
+            started_at__isnull=False,
+            finished_at__gt=F("started_at"),
+        ).order_by("-finished_at")[:20]
+    ]
+    slots = sum(len(node.slots()) for node in nodes_available())
+    if not runs or not slots:
+        return ahead + 1, None
+    return ahead + 1, median(runs) * (ahead // slots + 1)

@@ -14,7 +14,7 @@ from jobs.forms import JobForm
 from jobs.kinds import get_kind, headline, registry
 from jobs.kinds.base import Page
 from jobs.models import ACTIVE, State
-from jobs.selectors import jobs_visible_to
+from jobs.selectors import jobs_visible_to, queue_place
 from jobs.services import job_submit_all
 from nodes.selectors import nodes_online
 from portal.errors import PortalError
@@ -46,6 +46,16 @@ def dashboard(request):
             "unavailable": unavailable_kinds(),
         },
     )
+
+
+def waiting(job) -> str:
+    """Where a queued job stands, as its page says it."""
+    place, seconds = queue_place(job)
+    text = f"waiting: number {place} in the queue"
+    if seconds is not None:
+        minutes = round(seconds / 60)
+        text += f", starting in about {f'{minutes} min' if minutes else 'a minute or less'}"
+    return text
 
 
 def params_table(params: dict) -> list[tuple[str, str]]:
@@ -119,6 +129,8 @@ def job_detail(request, pk):
             "can_submit": membership.allows(Role.EDITOR),
             # What the kind's own part of the page needs beyond the job.
             "page_context": kind.page_context(job) if kind else {},
+            # A queued job's place in the queue, and when it may start.
+            "waiting": waiting(job) if job.state == State.QUEUED and not job.node_id else "",
         },
     )
 
