@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from jobs.selectors import job_for
 from portal.uploads.models import Upload
 from predictions.inputs import as_alphafold3
-from predictions.kinds import PredictKind, msa_as_a3m
+from predictions.kinds import PredictKind, msa_as_a3m, searched_as_a3m
 from predictions.results import pae_bytes, read_json
 
 
@@ -40,6 +40,22 @@ class PaeView(APIView):
         return Response({"sample": sample, **pae_bytes(artifact), **read_json(chains)})
 
 
+def alphafold3(job) -> tuple[dict, dict]:
+    """A prediction's input as AlphaFold 3 JSON, and the report of what it maps and leaves out
+    (predictions/inputs.py: `as_alphafold3`). Named after the job and its id, so that the
+    output folders of two jobs of one input do not collide."""
+    if job.kind != PredictKind.name:
+        raise NotFound("Only a prediction has an AlphaFold 3 input.")
+    uploads = {u.pk: u for u in Upload.objects.filter(job_inputs__job=job)}
+    return as_alphafold3(
+        job.params["input"],
+        f"{job.name} job {job.pk}",
+        job.params["seed"],
+        msa_text=lambda pk: msa_as_a3m(uploads[pk]),
+        searched=searched_as_a3m(job),
+    )
+
+
 class AlphaFold3View(APIView):
     @extend_schema(
         responses={200: OpenApiTypes.OBJECT},
@@ -47,15 +63,26 @@ class AlphaFold3View(APIView):
     )
     def get(self, request, pk):
         job = job_for(request.user, pk)
-        if job.kind != PredictKind.name:
-            raise NotFound("Only a prediction has an AlphaFold 3 input.")
-        uploads = {u.pk: u for u in Upload.objects.filter(job_inputs__job=job)}
-        converted = as_alphafold3(
-            job.params["input"],
-            job.name,
-            job.params["seed"],
-            msa_text=lambda pk: msa_as_a3m(uploads[pk]),
-        )
+        converted, _ = alphafold3(job)
         response = Response(converted)
         response["Content-Disposition"] = f'attachment; filename="job-{job.pk}-af3.json"'
         return response
+
+
+class AlphaFold3Report(serializers.Serializer):
+    chain_ids = serializers.DictField(
+        child=serializers.CharField(), help_text="Each chain's id and its AlphaFold 3 id."
+    )
+    warnings = serializers.ListField(
+        child=serializers.CharField(), help_text="What AlphaFold 3's input has no form for."
+    )
+
+
+class AlphaFold3ReportView(APIView):
+    @extend_schema(
+        responses=AlphaFold3Report,
+        summary="What a prediction's AlphaFold 3 JSON maps (chain ids) and leaves out",
+    )
+    def get(self, request, pk):
+        _, report = alphafold3(job_for(request.user, pk))
+        return Response(report)

@@ -465,16 +465,40 @@ def _properties(properties, chains: dict) -> list:
     return properties
 
 
-def as_alphafold3(document: dict, name: str, seed: int, msa_text=lambda upload: "") -> dict:
-    """The same input for AlphaFold 3 (its JSON, dialect alphafold3, version 2). Pocket and
-    contact constraints, cyclic chains, affinity and templates (AlphaFold 3 wants each one's
-    residue mapping) are left out; bond constraints become bondedAtomPairs; a chain's uploaded
-    MSA becomes its `unpairedMsa` (`msa_text(upload id)`, as A3M), a chain without one says
-    so (empty MSAs)."""
-    sequences = []
+def af3_chain_ids(document: dict) -> dict[str, str]:
+    """Each chain id of the document and its AlphaFold 3 id: AlphaFold 3 takes uppercase
+    letters only, so an id that is not (`A1`, `b`) gets the next letters no other chain has
+    (A … Z, then AA, AB, …); an id that is keeps itself."""
+    ids = []
     for item in document["sequences"]:
+        body = next(iter(item.values()))
+        ids += body["id"] if isinstance(body["id"], list) else [body["id"]]
+    fine = {chain for chain in ids if chain.isascii() and chain.isalpha() and chain.isupper()}
+    free = (name for name in _chain_names() if name not in fine)
+    return {chain: chain if chain in fine else next(free) for chain in ids}
+
+
+def as_alphafold3(
+    document: dict, name: str, seed: int, msa_text=lambda upload: "", searched=None
+) -> tuple[dict, dict]:
+    """The same input for AlphaFold 3 (its JSON, dialect alphafold3, version 2), and a report:
+    `{"chain_ids": {id: AlphaFold 3's id}, "warnings": [...]}`, a warning for each thing
+    AlphaFold 3's input has no form for (a cyclic chain, a pocket or contact constraint,
+    affinity, templates, whose residue mapping it would need). Bond constraints become
+    bondedAtomPairs. A protein's MSA: its upload (`msa_text(upload id)`, as A3M) as its
+    `unpairedMsa`; else the one its search found (`searched[chain]`: (unpaired, paired) A3M);
+    else none (empty MSAs: AlphaFold 3 then predicts it single sequence, as boltz did)."""
+    searched = searched or {}
+    ids = af3_chain_ids(document)
+    warnings = []
+
+    def mapped(chain):
+        return [ids[c] for c in chain] if isinstance(chain, list) else ids[chain]
+
+    sequences = []
+    for number, item in enumerate(document["sequences"], start=1):
         kind, body = next(iter(item.items()))
-        chain = body["id"]
+        chain = mapped(body["id"])
         if kind == "ligand":
             entry = (
                 {"smiles": body["smiles"]}
@@ -483,6 +507,11 @@ def as_alphafold3(document: dict, name: str, seed: int, msa_text=lambda upload: 
             )
             sequences.append({"ligand": {"id": chain, **entry}})
             continue
+        if body.get("cyclic"):
+            warnings.append(
+                f"{entity_name(number, item)} is cyclic; AlphaFold 3's input has no cyclic "
+                "chains, so it is predicted linear."
+            )
         entry = {"id": chain, "sequence": body["sequence"]}
         modifications = body.get("modifications") or []
         if kind == "protein":
@@ -490,21 +519,40 @@ def as_alphafold3(document: dict, name: str, seed: int, msa_text=lambda upload: 
                 {"ptmType": m["ccd"], "ptmPosition": m["position"]} for m in modifications
             ]
             msa = body.get("msa")
-            entry |= {
-                "unpairedMsa": msa_text(msa) if isinstance(msa, int) else "",
-                "pairedMsa": "",
-                "templates": [],
-            }
+            first = body["id"][0] if isinstance(body["id"], list) else body["id"]
+            unpaired, paired = "", ""
+            if isinstance(msa, int):
+                unpaired = msa_text(msa)
+            elif msa is None and first in searched:
+                unpaired, paired = searched[first]
+            entry |= {"unpairedMsa": unpaired, "pairedMsa": paired, "templates": []}
         else:
             entry["modifications"] = [
                 {"modificationType": m["ccd"], "basePosition": m["position"]} for m in modifications
             ]
         sequences.append({kind: entry})
-    bonds = [
-        [list(c["bond"]["atom1"]), list(c["bond"]["atom2"])]
-        for c in document.get("constraints") or []
-        if "bond" in c
-    ]
+    bonds = []
+    for number, constraint in enumerate(document.get("constraints") or [], start=1):
+        kind = next(iter(constraint), "?")
+        if kind == "bond":
+            atom1, atom2 = constraint["bond"]["atom1"], constraint["bond"]["atom2"]
+            bonds.append([[ids[atom1[0]], *atom1[1:]], [ids[atom2[0]], *atom2[1:]]])
+        else:
+            warnings.append(
+                f"Constraint {number} ({kind}) is left out: AlphaFold 3's input has no {kind} "
+                "constraints."
+            )
+    if document.get("templates"):
+        warnings.append(
+            f"{len(document['templates'])} template(s) left out: AlphaFold 3 wants each "
+            "template's mmCIF with its residue mapping to the query, which this export does "
+            "not make."
+        )
+    if any("affinity" in p for p in document.get("properties") or []):
+        warnings.append(
+            "Affinity is left out: AlphaFold 3 predicts no binding affinity (Boltz-2's "
+            "affinity model can score its complex afterwards)."
+        )
     converted = {
         "name": name,
         "modelSeeds": [seed],
@@ -514,4 +562,4 @@ def as_alphafold3(document: dict, name: str, seed: int, msa_text=lambda upload: 
     }
     if bonds:
         converted["bondedAtomPairs"] = bonds
-    return converted
+    return converted, {"chain_ids": ids, "warnings": warnings}

@@ -280,6 +280,31 @@ def msa_as_a3m(upload: Upload) -> str:
     )
 
 
+def searched_as_a3m(job) -> dict[str, tuple[str, str]]:
+    """The MSAs a job's search found, by chain, as AlphaFold 3 takes them: (unpaired, paired)
+    A3M. An A3M is the unpaired MSA; boltz's CSV splits into its paired rows (keyed 0, 1, …:
+    the query first) and, after the query, its unpaired rows (keyed -1)."""
+    found = {}
+    for artifact in msa.found(job):
+        chain = msa.chain_of(artifact.name)
+        with default_storage.open(artifact.storage_key, "rb") as source:
+            text = source.read().decode("utf-8", errors="replace")
+        if not artifact.name.endswith(".csv"):
+            found[chain] = (text, "")
+            continue
+        rows = [
+            (row.get("key", ""), row.get("sequence", ""))
+            for row in csv.DictReader(io.StringIO(text))
+        ]
+        paired = [sequence for key, sequence in rows if key != "-1"]
+        unpaired = paired[:1] + [sequence for key, sequence in rows if key == "-1"]
+        found[chain] = tuple(
+            "".join(f">{number}\n{sequence}\n" for number, sequence in enumerate(part))
+            for part in (unpaired, paired)
+        )
+    return found
+
+
 def check_msa(upload: Upload, sequence: str, where: str) -> None:
     """An MSA's rows fit its chain: the first is the chain's sequence, all are as long."""
     from boltz.data import const

@@ -415,7 +415,7 @@ def test_a_predictions_input_comes_as_alphafold3_json(boltz_node, api, alice, pr
     response = api(alice).get(f"/api/v1/jobs/{job.pk}/af3/")
     assert response.status_code == 200
     assert response.json() == {
-        "name": "complex",
+        "name": f"complex job {job.pk}",
         "modelSeeds": [42],
         "sequences": [
             {
@@ -436,6 +436,73 @@ def test_a_predictions_input_comes_as_alphafold3_json(boltz_node, api, alice, pr
         "version": 2,
     }
     assert api(charlie).get(f"/api/v1/jobs/{job.pk}/af3/").status_code == 404
+    report = api(alice).get(f"/api/v1/jobs/{job.pk}/af3/report/").json()
+    assert report["chain_ids"] == {"A": "A", "B": "B", "C": "C", "D": "D"}
+    assert report["warnings"] == [
+        "Constraint 2 (pocket) is left out: AlphaFold 3's input has no pocket constraints."
+    ]
+
+
+def test_the_alphafold3_export_maps_chain_ids_warns_of_what_it_drops_and_carries_searched_msas(
+    api, alice, project
+):
+    from django.core.files.base import ContentFile
+
+    from jobs.models import Artifact
+
+    document = {
+        "sequences": [
+            {"protein": {"id": "a1", "sequence": "MKTAYC", "cyclic": True}},
+            {"protein": {"id": "B", "sequence": "MKV"}},
+            {"ligand": {"id": "l", "ccd": "SAH"}},
+        ],
+        "constraints": [
+            {"bond": {"atom1": ["a1", 6, "SG"], "atom2": ["l", 1, "C1"]}},
+            {"pocket": {"binder": "l", "contacts": [["a1", 3]]}},
+            {"contact": {"token1": ["a1", 1], "token2": ["B", 2], "max_distance": 6}},
+        ],
+        "properties": [{"affinity": {"binder": "l"}}],
+    }
+    job = Job.objects.create(
+        project=project,
+        owner=alice,
+        kind="predict",
+        name="cyclic",
+        params={"input": document, "seed": 7, "msa": "server"},
+        fingerprint="x",
+    )
+    # What its MSA search found: chain a1 and B paired (boltz's CSV), as msa/kinds.py writes.
+    search = Job.objects.create(
+        project=project, owner=alice, kind="msa", parent=job, state=State.SUCCEEDED
+    )
+    csv = {
+        "a1": "key,sequence\n0,MKTAYC\n1,MKTAYD\n-1,MRTAYC\n",
+        "B": "key,sequence\n0,MKV\n1,MRV\n",
+    }
+    for chain, text in csv.items():
+        key = default_storage.save(f"test/msa-{chain}.csv", ContentFile(text.encode()))
+        Artifact.objects.create(
+            job=search, name=f"msa-{chain}.csv", storage_key=key, size=len(text), sha256="x"
+        )
+
+    converted = api(alice).get(f"/api/v1/jobs/{job.pk}/af3/").json()
+    first, second, ligand = converted["sequences"]
+    assert first["protein"]["id"] == "A" and second["protein"]["id"] == "B"
+    assert ligand["ligand"] == {"id": "C", "ccdCodes": ["SAH"]}
+    assert first["protein"]["unpairedMsa"] == ">0\nMKTAYC\n>1\nMRTAYC\n"
+    assert first["protein"]["pairedMsa"] == ">0\nMKTAYC\n>1\nMKTAYD\n"
+    assert second["protein"]["unpairedMsa"] == ">0\nMKV\n"
+    assert converted["bondedAtomPairs"] == [[["A", 6, "SG"], ["C", 1, "C1"]]]
+    assert converted["name"] == f"cyclic job {job.pk}"
+
+    report = api(alice).get(f"/api/v1/jobs/{job.pk}/af3/report/").json()
+    assert report["chain_ids"] == {"a1": "A", "B": "B", "l": "C"}
+    assert [w.split(":")[0].split(" is ")[0] for w in report["warnings"]] == [
+        "Entity 1 (protein a1)",
+        "Constraint 2 (pocket)",
+        "Constraint 3 (contact)",
+        "Affinity",
+    ]
 
 
 def test_the_job_list_shows_a_predictions_confidence(client, alice, project):
