@@ -12,10 +12,10 @@ from jobs.selectors import job_for
 from portal.uploads.models import Upload
 from predictions.inputs import as_alphafold3
 from predictions.kinds import PredictKind, msa_as_a3m, searched_as_a3m
-from predictions.results import pae_bytes, read_json
+from predictions.results import pae_bytes, plddt_values, read_json
 
 
-class PaeQuery(serializers.Serializer):
+class PaeQuery(serializers.Serializer):  # a sample, for the PAE and the pLDDT
     sample = serializers.IntegerField(min_value=0, max_value=99, default=0)
 
 
@@ -38,6 +38,27 @@ class PaeView(APIView):
         if artifact is None or chains is None:
             raise NotFound("No such sample's PAE.")
         return Response({"sample": sample, **pae_bytes(artifact), **read_json(chains)})
+
+
+class PlddtView(APIView):
+    """A prediction sample's pLDDT per token (a residue, or a ligand's atom), 0 to 100, with
+    the chains in token order: what a page plots per chain."""
+
+    @extend_schema(
+        parameters=[PaeQuery],
+        responses={200: OpenApiTypes.OBJECT},
+        summary="A prediction sample's pLDDT per token, for a plot",
+    )
+    def get(self, request, pk):
+        job = job_for(request.user, pk)
+        query = PaeQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        sample = query.validated_data["sample"]
+        artifact = job.artifacts.filter(name=f"plddt_job-{job.pk}_model_{sample}.npz").first()
+        chains = job.artifacts.filter(name="chains.json").first()
+        if artifact is None or chains is None:
+            raise NotFound("No such sample's pLDDT.")
+        return Response({"sample": sample, "values": plddt_values(artifact), **read_json(chains)})
 
 
 def alphafold3(job) -> tuple[dict, dict]:

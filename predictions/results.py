@@ -28,3 +28,13 @@ def pae_bytes(artifact) -> dict:
         "max": PAE_MAX,
         "values": base64.b64encode(scaled.tobytes()).decode(),
     }
+
+
+def plddt_values(artifact) -> list[float]:
+    """A sample's per-token pLDDT (boltz's `plddt_*.npz`, 0 to 1) on AlphaFold's scale, 0 to
+    100, one decimal."""
+    import numpy as np
+
+    with default_storage.open(artifact.storage_key, "rb") as f:
+        plddt = np.load(io.BytesIO(f.read()))["plddt"]
+    return [round(float(v) * 100, 1) for v in plddt.reshape(-1)]

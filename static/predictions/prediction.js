@@ -9,7 +9,7 @@
   const root = document.getElementById("job");
   const api = root.dataset.api;
   const el = (id) => document.getElementById(id);
-  const state = { viewer: null, sample: null, loaded: null, samples: [], chains: [] };
+  const state = { viewer: null, sample: null, loaded: null, samples: [], chains: [], theme: "plddt-confidence", plddtCharts: [] };
   window.portalPrediction = state; // for people and tests
 
   const artifact = (name) => api + "artifacts/" + encodeURIComponent(name);
@@ -46,6 +46,10 @@
       select.appendChild(option);
     }
     select.addEventListener("change", () => choose(Number(select.value)));
+    for (const button of document.querySelectorAll("#colourings button")) {
+      button.addEventListener("click", () => recolour(button.dataset.theme));
+    }
+    await drawSamples();
     // Nothing from outside: no remote state server, no volume streaming.
     state.viewer = await molstar.Viewer.create("viewer", {
       layoutShowRemoteState: false,
@@ -100,7 +104,7 @@
     const sample = state.samples.find((s) => s.k === k);
     await state.viewer.plugin.clear();
     await state.viewer.loadStructureFromUrl(artifact(sample.name), sample.format, false, {
-      representationParams: { theme: { globalName: "plddt-confidence" } },
+      representationParams: { theme: { globalName: state.theme } },
     });
     state.sample = k;
     state.loaded = sample.name;
@@ -108,7 +112,66 @@
     const id = sample.name.split("_model_")[0];
     const confidence = await json(artifact("confidence_" + id + "_model_" + k + ".json"));
     drawConfidence(confidence);
+    el("sample").value = String(k);
+    for (const row of el("samples").tBodies[0].rows) row.classList.toggle("chosen", Number(row.dataset.sample) === k);
     await drawPae(k);
+    await drawPlddt(k);
+  }
+
+  // Mol*'s colourings a scientist asks for most, as buttons: pLDDT, chain, secondary structure.
+  async function recolour(theme) {
+    state.theme = theme;
+    for (const button of document.querySelectorAll("#colourings button")) {
+      button.classList.toggle("chosen", button.dataset.theme === theme);
+    }
+    section.dataset.theme = theme;
+    await choose(state.sample);
+  }
+
+  // Every sample's figures side by side; a row shows that sample.
+  async function drawSamples() {
+    const body = el("samples").tBodies[0];
+    body.replaceChildren();
+    const several = state.chains.length > 1;
+    for (const sample of state.samples) {
+      const id = sample.name.split("_model_")[0];
+      const c = await json(artifact("confidence_" + id + "_model_" + sample.k + ".json"));
+      const tr = document.createElement("tr");
+      tr.dataset.sample = sample.k;
+      for (const value of [sample.k, figure(c.confidence_score), figure(c.ptm), several ? figure(c.iptm) : "—", figure(c.complex_plddt)]) {
+        tr.appendChild(cell("td", value));
+      }
+      tr.addEventListener("click", () => choose(sample.k));
+      body.appendChild(tr);
+    }
+  }
+
+  // A sample's pLDDT along each chain (one chart a chain), AlphaFold's bands behind.
+  async function drawPlddt(k) {
+    const data = await json(api + "plddt/?sample=" + k);
+    for (const chart of state.plddtCharts) chart.destroy();
+    state.plddtCharts = [];
+    const box = el("plddt-charts");
+    box.replaceChildren();
+    let at = 0;
+    for (const chain of data.chains || []) {
+      const values = data.values.slice(at, at + chain.tokens);
+      at += chain.tokens;
+      const figureBox = document.createElement("figure");
+      figureBox.dataset.chain = chain.name;
+      figureBox.dataset.points = values.length;
+      figureBox.dataset.mean = (values.reduce((a, b) => a + b, 0) / Math.max(1, values.length)).toFixed(1);
+      figureBox.appendChild(cell("figcaption", "chain " + chain.name + " (" + chain.type + ")"));
+      const canvas = document.createElement("canvas");
+      figureBox.appendChild(canvas);
+      box.appendChild(figureBox);
+      state.plddtCharts.push(new Chart(canvas, {
+        type: "line",
+        data: { labels: values.map((_, i) => i + 1), datasets: [{ label: "pLDDT", data: values, pointRadius: 0, borderWidth: 1.5 }] },
+        options: { animation: false, scales: { y: { min: 0, max: 100 }, x: { title: { display: true, text: chain.type === "nonpolymer" ? "atom" : "residue" } } }, plugins: { legend: { display: false } } },
+      }));
+    }
+    box.dataset.sample = k;
   }
 
   function chainName(index) {

@@ -102,6 +102,41 @@ def test_a_finished_prediction_shows_its_structure_confidence_and_pae(
     assert page.inner_text('#confidence td[data-key="confidence score"]') == (
         f"{other['confidence_score']:.3f}"
     )
+    # The samples side by side, each row its confidence JSON's figures; a row shows its sample.
+    page.wait_for_function("document.querySelectorAll('#samples tbody tr').length === 2")
+    rows = page.eval_on_selector_all(
+        "#samples tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent))"
+    )
+    for k, row in enumerate(rows):
+        sample = json.loads(artifact(f"confidence_job-{pk}_model_{k}.json"))
+        assert row == [
+            str(k),
+            f"{sample['confidence_score']:.3f}",
+            f"{sample['ptm']:.3f}",
+            f"{sample['iptm']:.3f}",
+            f"{sample['complex_plddt']:.3f}",
+        ]
+    page.click("#samples tbody tr[data-sample='0']")
+    page.wait_for_function("portalPrediction.sample === 0")
+
+    # pLDDT per residue: a chart a chain, as many points as the chain has tokens.
+    page.wait_for_function("document.getElementById('plddt-charts').dataset.sample === '0'")
+    charts = page.eval_on_selector_all(
+        "#plddt-charts figure", "fs => fs.map(f => [f.dataset.chain, f.dataset.points])"
+    )
+    assert charts == [["A", "22"], ["B", "13"]]
+    values = client.get(f"/api/v1/jobs/{pk}/plddt/?sample=0").json()["values"]
+    assert len(values) == 35 and all(0 <= v <= 100 for v in values)
+
+    # Mol*'s colourings as buttons: by chain, then back to pLDDT.
+    page.click("#colourings button[data-theme=chain-id]")
+    page.wait_for_function(
+        "document.getElementById('prediction').dataset.theme === 'chain-id'"
+        f" && {STRUCTURE} !== undefined"
+    )
+    screenshot(page, "prediction-by-chain")
+    page.click("#colourings button[data-theme=plddt-confidence]")
+
     # The affinity, with its meaning: the figures are the affinity JSON's.
     affinity = json.loads(artifact(f"affinity_job-{pk}.json"))
     value = affinity["affinity_pred_value"]
