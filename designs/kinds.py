@@ -138,6 +138,20 @@ class DesignKind(ParentKind):
     input_kinds = ("fasta",)
     Params = DesignParams
 
+    def about_child(self, child) -> str:
+        """A candidate's place in its campaign: its generation, fitness and rank."""
+        from designs.models import Candidate
+
+        candidate = Candidate.objects.filter(job=child).first()
+        if candidate is None:
+            return ""
+        where = f"candidate {candidate.generation + 1}.{candidate.index + 1} {candidate.sequence}"
+        if candidate.fitness is None:
+            return f"{where}, {'failed' if candidate.error else 'not scored yet'}"
+        scored = Candidate.objects.filter(campaign_id=child.parent_id, fitness__isnull=False)
+        rank = scored.filter(fitness__gt=candidate.fitness).count() + 1
+        return f"{where}, fitness {candidate.fitness:.3f}, rank {rank} of {scored.count()} scored"
+
     def unavailable(self) -> str | None:
         """Its candidates are predictions: it runs where they can."""
         return get_kind(PredictKind.name).unavailable()

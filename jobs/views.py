@@ -37,7 +37,8 @@ def dashboard(request):
         request,
         "jobs/dashboard.html",
         {
-            "my_jobs": jobs.filter(owner=request.user)[:10],
+            # The jobs a user submitted, not those their jobs run (a campaign's candidates).
+            "my_jobs": jobs.filter(owner=request.user, parent__isnull=True)[:10],
             "counts": counts,
             "nodes_online": online.count(),
             "gpus_online": sum(len(n.gpus or []) for n in online),
@@ -46,6 +47,11 @@ def dashboard(request):
             "unavailable": unavailable_kinds(),
         },
     )
+
+
+def about(job) -> str:
+    parent = get_kind(job.parent.kind) if job.parent_id else None
+    return parent.about_child(job) if parent else ""
 
 
 def waiting(job) -> str:
@@ -86,9 +92,15 @@ def unavailable_kinds() -> list[tuple[str, str]]:
 def job_list(request):
     jobs = jobs_visible_to(request.user)
     projects = projects_visible_to(request.user)
-    chosen = {k: request.GET.get(k, "") for k in ("project", "state", "kind")}
+    chosen = {k: request.GET.get(k, "") for k in ("project", "state", "kind", "children")}
     # A value that is not valid filters nothing, as a page's filter form would.
     jobs = JobFilter(request.GET, queryset=jobs, request=request).qs
+    # The jobs other jobs run (a prediction's MSA search, a campaign's candidates) are grouped
+    # under them: counted on their row, listed only when asked.
+    hidden = jobs.filter(parent__isnull=False).count()
+    if not chosen["children"]:
+        jobs = jobs.filter(parent__isnull=True)
+    jobs = jobs.annotate(runs=Count("children", distinct=True)).order_by("-created_at", "-id")
     page = Paginator(jobs, 50).get_page(request.GET.get("page"))
     for job in page:
         job.figures = headline(job)
@@ -101,6 +113,7 @@ def job_list(request):
             "states": State.values,
             "kinds": sorted(registry()),
             "chosen": chosen,
+            "children_count": hidden,
         },
     )
 
@@ -129,6 +142,8 @@ def job_detail(request, pk):
             "can_submit": membership.allows(Role.EDITOR),
             # What the kind's own part of the page needs beyond the job.
             "page_context": kind.page_context(job) if kind else {},
+            # What the job it runs for says of it (a campaign, of its candidate).
+            "about": about(job),
             # A queued job's place in the queue, and when it may start.
             "waiting": waiting(job) if job.state == State.QUEUED and not job.node_id else "",
         },

@@ -241,6 +241,11 @@ class JobKind:
             return None
         return f"No node of this portal has {' and '.join(self.requires)} ready"
 
+    def about_child(self, child) -> str:
+        """A line on the page of a job this kind's job runs (a campaign's candidate: its rank
+        and fitness), or nothing."""
+        return ""
+
     def page_context(self, job) -> dict:
         """What the kind's part of a job's page (`page.template`) needs beyond the job, as
         `page_context` in it."""

@@ -106,7 +106,7 @@ def artifact(job, name) -> bytes:
 
 
 def test_a_campaign_searches_its_generations_and_ranks_its_candidates(
-    node, api, alice, project, enqueued
+    node, api, alice, project, enqueued, client
 ):
     campaign = design(api, alice, project)
     assert campaign.state == State.RUNNING and campaign.node_id is None
@@ -136,6 +136,14 @@ def test_a_campaign_searches_its_generations_and_ranks_its_candidates(
         assert child.candidate.sequence == row["sequence"]
     assert [int(r["rank"]) for r in rows] == list(range(1, len(rows) + 1))
     top = rows[0]
+    # The candidates are grouped under their campaign in the list, shown when asked; a
+    # candidate's page says its place in the campaign.
+    client.force_login(alice)
+    listed = client.get("/jobs/").content.decode()
+    assert f"/jobs/{top['job']}/" not in listed and "+ 8 jobs it ran" in listed
+    assert f"/jobs/{top['job']}/" in client.get("/jobs/?children=1").content.decode()
+    page = client.get(f"/jobs/{top['job']}/").content.decode()
+    assert f"fitness {float(top['fitness']):.3f}, rank 1 of 8 scored" in page
     assert artifact(campaign, f"rank-01_{top['sequence']}.cif") == artifact(
         Job.objects.get(pk=int(top["job"])), f"job-{top['job']}_model_0.cif"
     )
