@@ -35,6 +35,7 @@ class DesignParams(serializers.Serializer):
         required=False,
         max_length=5000,
         help_text="The target protein's sequence (or give a FASTA upload as the job's input).",
+        style={"base_template": "textarea.html"},
     )
     binder_type = serializers.ChoiceField(choices=search.BINDER_TYPES, default="linear")
     linker = serializers.ChoiceField(
@@ -133,7 +134,7 @@ def candidate_params(params: dict, sequence: str, target_msa) -> dict:
 class DesignKind(ParentKind):
     name = "design"
     title = "Design peptide binders (Boltz-2)"
-    page = Page(template="designs/candidates.html")
+    page = Page(template="designs/candidates.html", form="designs/new.html")
     min_inputs, max_inputs = 0, 1
     input_kinds = ("fasta",)
     Params = DesignParams

@@ -13,6 +13,13 @@ from rest_framework.fields import empty
 from jobs.models import Priority
 
 
+class OptionalJSONField(forms.JSONField):
+    """A JSON parameter's box: empty when it has no value (Django's own writes `null`)."""
+
+    def prepare_value(self, value):
+        return "" if value is None else super().prepare_value(value)
+
+
 def form_field(field: drf.Field) -> forms.Field:
     """The form field that shows a serializer field."""
     common = {
@@ -24,7 +31,7 @@ def form_field(field: drf.Field) -> forms.Field:
     if isinstance(field, drf.BooleanField):
         return forms.BooleanField(**{**common, "required": False})
     if isinstance(field, drf.JSONField):
-        return forms.JSONField(widget=forms.Textarea(attrs={"rows": 4}), **common)
+        return OptionalJSONField(widget=forms.Textarea(attrs={"rows": 4}), **common)
     if isinstance(field, drf.ChoiceField):
         choices = list(field.choices.items())
         if not field.required and field.default is empty:

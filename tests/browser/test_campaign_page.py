@@ -50,6 +50,15 @@ def test_the_campaign_page_grows_live_and_a_candidate_opens_in_molstar(
         "![...document.querySelectorAll('#job-family [data-child]')]"
         ".some(chip => chip.textContent !== 'succeeded')"
     )
+    screenshot(page, "design-campaign-finished")
+    # In the list, its candidates are grouped under it.
+    page.goto(f"{boltz_stack.url}/jobs/")
+    assert (
+        page.inner_text(f"#job-table a[href='/jobs/{pk}/'] + [data-runs]") == ("+ 8 jobs it ran")
+        or page.locator("[data-runs='8']").count() == 1
+    )
+    screenshot(page, "design-campaign-in-the-list")
+    page.goto(f"{boltz_stack.url}/jobs/{pk}/")
     first = page.locator("#candidates-table tbody tr").first
     assert first.locator("td").first.inner_text() == "1"
     screenshot(page, "design-campaign")

@@ -65,3 +65,26 @@ def test_a_50_step_predictions_progress_moves_on_its_page(
     steps = {m for m in seen if "diffusion, step" in m or "trunk, recycling pass" in m}
     assert len(steps) >= 5, seen
     screenshot(page, "prediction-progress-done")
+
+
+def test_the_design_form_fits_its_binder_type_and_says_how_many_predictions_it_runs(
+    portal_server, project, alice, browser_page
+):
+    page = browser_page
+    sign_in(page, portal_server.url, "alice", "alice-password")
+    page.goto(f"{portal_server.url}/projects/{project.pk}/jobs/new/design/")
+    # A linear binder has no linker and no glycan; the target is a box for a long sequence;
+    # an empty option is empty, not "null".
+    assert not page.is_visible("#id_linker") and not page.is_visible("#id_glycan")
+    assert page.evaluate("document.getElementById('id_target').tagName") == "TEXTAREA"
+    assert page.input_value("#id_constraints") == ""
+    # Defaults: 16, then 12 new (16 - 4 elites) in each of 11 more generations.
+    assert page.get_attribute("#design-size", "data-predictions") == str(16 + 11 * 12)
+    page.select_option("#id_binder_type", "bicyclic")
+    assert page.is_visible("#id_linker") and not page.is_visible("#id_glycan")
+    page.select_option("#id_binder_type", "glycopeptide")
+    assert page.is_visible("#id_glycan") and not page.is_visible("#id_linker")
+    page.fill("#id_generations", "3")
+    assert page.get_attribute("#design-size", "data-predictions") == str(16 + 2 * 12)
+    assert page.inner_text("#design-size").startswith("This campaign runs up to 40 predictions")
+    screenshot(page, "design-form")
