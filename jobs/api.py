@@ -100,7 +100,7 @@ class JobInput(serializers.Serializer):
 def submissions_from(user, spec) -> list[Submission]:
     """A job submission as the API takes it (`JobInput`), by `user` (an editor of its project),
     checked: a 400, 403 or 404 naming the problem if it is refused; several where its kind
-    splits it (one prediction per record). The create endpoint, the batch endpoint and
+    splits it (one job per record of a file). The create endpoint, the batch endpoint and
     `manage.py submit` all read one this way."""
     data = JobInput(data=spec)
     data.is_valid(raise_exception=True)
@@ -179,16 +179,15 @@ class JobListView(ListAPIView):
         },
         summary="Submit a job (200 with the existing one when the same work is queued or running)",
         description=(
-            "A submission its kind splits into several jobs (a prediction with "
-            "`params.per_record`: one per record) answers as the batch endpoint does, "
+            "A submission its kind splits into several jobs (one per record of a file, where "
+            "a kind's parameters ask for it) answers as the batch endpoint does, "
             "`{results: [...]}`, all created or none."
         ),
     )
     @idempotent
     def post(self, request):
         submissions = submissions_from(request.user, request.data)
-        params = request.data.get("params") if isinstance(request.data, dict) else None
-        if len(submissions) > 1 or (isinstance(params, dict) and params.get("per_record") is True):
+        if any(submission.part for submission in submissions):
             jobs = [job for job, _ in job_submit_batch(submissions)]
             return Response(
                 {"results": JobSerializer(jobs, many=True).data}, status=status.HTTP_201_CREATED

@@ -170,6 +170,8 @@ class Submission:
     priority: str
     force: bool
     limit: int
+    # One of the jobs a submission its kind split stands for (`JobKind.split`).
+    part: bool = False
 
 
 def validate_submission(
@@ -208,19 +210,23 @@ def validate_submissions(
     *, project: Project, by, kind: str, params: dict, inputs: list[int], name: str = "", **rest
 ) -> list[Submission]:
     """A submission checked as `validate_submission` does, or, where its kind splits it into
-    several jobs (`JobKind.split`: one prediction per record), each of them."""
+    several jobs (`JobKind.split`: one per record of a file), each of them."""
     job_kind = get_kind(kind)
     parts = None
     if job_kind is not None and isinstance(params, dict):
         job_kind.clean_params(params)
         parts = job_kind.split(params, _uploads(project, inputs))
+    if parts == []:
+        raise PortalError(
+            "The submission stands for no job: its input has no records.", code="params_invalid"
+        )
     if parts is None:
         return [
             validate_submission(
                 project=project, by=by, kind=kind, params=params, inputs=inputs, name=name, **rest
             )
         ]
-    return [
+    submissions = [
         validate_submission(
             project=project,
             by=by,
@@ -232,6 +238,9 @@ def validate_submissions(
         )
         for part_name, part_params, part_inputs in parts
     ]
+    for submission in submissions:
+        submission.part = True
+    return submissions
 
 
 def job_store(submission: Submission) -> tuple[Job, bool]:
@@ -397,8 +406,8 @@ def job_finish(
     """End a run: store its last events, move the job to its final state and store its
     artifacts, all or nothing (and part of the caller's transaction, if any). The runner that
     ends it hands the freed slot on (jobs/placement.py: `hand_over`)."""
-    # Its progress says how it ended, not what it was doing last (a campaign's "about 2 min
-    # left" stayed on a finished campaign's page and in the API).
+    # Its progress says how it ended, not what it was doing last (an "about 2 min left" stayed
+    # on a finished job's page and in the API).
     extra = {"progress_message": reason[:500]}
     if state == State.SUCCEEDED:
         extra["progress"] = 100

@@ -37,7 +37,7 @@ def dashboard(request):
         request,
         "jobs/dashboard.html",
         {
-            # The jobs a user submitted, not those their jobs run (a campaign's candidates).
+            # The jobs a user submitted, not those their jobs run (the candidates of a search).
             "my_jobs": jobs.filter(owner=request.user, parent__isnull=True)[:10],
             "counts": counts,
             "nodes_online": online.count(),
@@ -95,7 +95,7 @@ def job_list(request):
     chosen = {k: request.GET.get(k, "") for k in ("project", "state", "kind", "children")}
     # A value that is not valid filters nothing, as a page's filter form would.
     jobs = JobFilter(request.GET, queryset=jobs, request=request).qs
-    # The jobs other jobs run (a prediction's MSA search, a campaign's candidates) are grouped
+    # The jobs other jobs run (a search it waits for, the candidates of a search) are grouped
     # under them: counted on their row, listed only when asked.
     hidden = jobs.filter(parent__isnull=False).count()
     if not chosen["children"]:
@@ -142,7 +142,7 @@ def job_detail(request, pk):
             "can_submit": membership.allows(Role.EDITOR),
             # What the kind's own part of the page needs beyond the job.
             "page_context": kind.page_context(job) if kind else {},
-            # What the job it runs for says of it (a campaign, of its candidate).
+            # What the job it runs for says of it (a search, of its candidate).
             "about": about(job),
             # A queued job's place in the queue, and when it may start.
             "waiting": waiting(job) if job.state == State.QUEUED and not job.node_id else "",

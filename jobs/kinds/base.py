@@ -1,6 +1,6 @@
 """The interface every job kind implements.
 
-A kind is a plug-in in the app it belongs to (`predictions/kinds.py`, …), registered from the
+A kind is a plug-in in the app it belongs to (the app's `kinds.py`), registered from the
 app's `AppConfig.ready` with `jobs.kinds.register`; `check` is the one built in. It:
 
 - declares its parameters once, as a DRF serializer (`Params`): that declaration validates
@@ -57,7 +57,7 @@ class Input:
 
     path: Path
     digest: str  # its SHA-256, checked when it was fetched
-    kind: str  # the upload's kind (fasta, csv, …)
+    kind: str  # the upload's kind (csv, yaml, …)
     id: int  # the upload's id
 
 
@@ -180,8 +180,8 @@ class JobKind:
         return []
 
     def split(self, params: dict, inputs: list) -> list[tuple[str, dict, list]] | None:
-        """For a submission that stands for several jobs (a prediction per record of a
-        FASTA): each job's (name, parameters, uploads), each then checked as a submission of
+        """For a submission that stands for several jobs (one per record of a file): each
+        job's (name, parameters, uploads), each then checked as a submission of
         its own; None (the default) for one job. Refusals are PortalError, as `validate`'s."""
         return None
 
@@ -242,8 +242,8 @@ class JobKind:
         return f"No node of this portal has {' and '.join(self.requires)} ready"
 
     def about_child(self, child) -> str:
-        """A line on the page of a job this kind's job runs (a campaign's candidate: its rank
-        and fitness), or nothing."""
+        """A line on the page of a job this kind's job runs (a candidate of a search: its rank
+        and score), or nothing."""
         return ""
 
     def page_context(self, job) -> dict:

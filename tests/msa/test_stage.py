@@ -308,7 +308,9 @@ def test_the_pages_say_where_msas_come_from_and_link_a_prediction_to_its_search(
     page = client.get(f"/jobs/{prediction.pk}/").content.decode()
     assert f'href="/jobs/{search.pk}/">#{search.pk} MSAs of chain A</a>' in page
     page = client.get(f"/jobs/{search.pk}/").content.decode()
-    assert f'For <a href="/jobs/{prediction.pk}/">job #{prediction.pk}</a>' in page
+    assert (
+        f'For <a href="/jobs/{prediction.pk}/">job #{prediction.pk} {prediction.name}</a>' in page
+    )
     assert api(alice).get(f"/api/v1/jobs/{search.pk}/").json()["parent"] == prediction.pk
 
     settings.PORTAL_MSA_SERVER_URL = ""

@@ -103,3 +103,17 @@ def test_a_letter_boltz_reads_as_unknown_is_accepted_with_a_warning(
     client.force_login(alice)
     page = client.get(f"/jobs/{response.json()['id']}/").content.decode()
     assert 'id="job-warnings"' in page and "J at 5, B at 12" in page
+
+
+def test_one_prediction_per_record_of_nothing_is_a_400(boltz_node, api, alice, project):
+    response = api(alice).post(
+        "/api/v1/jobs/",
+        {
+            "project": project.pk,
+            "kind": "predict",
+            "params": {"input": {"sequences": []}, "per_record": True},
+        },
+        format="json",
+    )
+    assert response.status_code == 400, response.content
+    assert "no records" in response.content.decode()
