@@ -1,9 +1,12 @@
 """The `portal` command: the client's calls from a shell.
 
-    portal upload PROJECT FILE
+    portal projects                        your projects: id, your role, name
+    portal jobs [--project P] [--state S] [--kind K]
+                                           jobs, newest first, with their headline figures
+    portal upload PROJECT FILE             PROJECT: a project's id or its name
     portal submit FILE.json|FILE.yaml      one job, or {"jobs": [...]} for a batch
     portal follow JOB                      log lines and progress until the job ends
-    portal wait JOB                        exit 0 if it succeeded, else 1
+    portal wait JOB                        its end and figures; exit 0 if it succeeded, else 1
     portal download JOB [NAME] [-o DEST]   one artifact, or all as the ZIP
 
 `--url` and `--token` (before the command) override PORTAL_URL, PORTAL_TOKEN and
@@ -35,8 +38,46 @@ def _read_spec(path: Path):
         raise PortalError("spec_invalid", f"{path}: {exc}") from None
 
 
+# The figures a job's end is read by, as the portal's metrics name them.
+FIGURES = [
+    ("confidence_score", "confidence"),
+    ("ptm", "pTM"),
+    ("iptm", "ipTM"),
+    ("complex_plddt", "pLDDT"),
+    ("affinity_pred_value", "affinity (log10 IC50, µM)"),
+    ("affinity_probability_binary", "binder probability"),
+    ("val_accuracy", "accuracy"),
+    ("val_rmse", "RMSE"),
+]
+
+
+def figures(job: dict) -> str:
+    """A job's headline figures, as a line: `confidence 0.812, pTM 0.790, …`."""
+    metrics = job.get("metrics") or {}
+    return ", ".join(
+        f"{label} {metrics[name]['value']:.3f}"
+        for name, label in FIGURES
+        if isinstance(metrics.get(name), dict)
+        and isinstance(metrics[name].get("value"), int | float)
+    )
+
+
+def projects(portal: Portal, args) -> int:
+    for project in portal.projects():
+        print(f"{project['id']}\t{project.get('my_role') or ''}\t{project['name']}")
+    return 0
+
+
+def jobs(portal: Portal, args) -> int:
+    project = portal.project_id(args.project) if args.project is not None else None
+    for job in portal.jobs(project=project, state=args.state, kind=args.kind):
+        print("\t".join([str(job["id"]), job["kind"], job["state"], job["name"], figures(job)]))
+    return 0
+
+
 def upload(portal: Portal, args) -> int:
-    print(json.dumps(portal.upload(args.project, args.file, progress=not args.quiet)))
+    project = portal.project_id(args.project)
+    print(json.dumps(portal.upload(project, args.file, progress=not args.quiet)))
     return 0
 
 
@@ -72,7 +113,12 @@ def follow(portal: Portal, args) -> int:
 
 def wait(portal: Portal, args) -> int:
     job = portal.wait(args.job)
-    print(job["state"] + (f": {job['error']}" if job.get("error") else ""))
+    said = figures(job)
+    print(
+        job["state"]
+        + (f": {job['error']}" if job.get("error") else "")
+        + (f" ({said})" if said else "")
+    )
     return 0 if job["state"] == "succeeded" else 1
 
 
@@ -91,8 +137,17 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     commands = top.add_subparsers(dest="command", required=True)
 
+    c = commands.add_parser("projects", help="list your projects")
+    c.set_defaults(run=projects)
+
+    c = commands.add_parser("jobs", help="list jobs, newest first, with their figures")
+    c.add_argument("--project", help="a project's id or name")
+    c.add_argument("--state", help="queued, running, succeeded, …")
+    c.add_argument("--kind", help="predict, design, …")
+    c.set_defaults(run=jobs)
+
     c = commands.add_parser("upload", help="upload a file, unless the project has it already")
-    c.add_argument("project", type=int)
+    c.add_argument("project", help="a project's id or name")
     c.add_argument("file", type=Path)
     c.set_defaults(run=upload)
 

@@ -91,6 +91,38 @@ class Portal:
     def get(self, path: str, **params):
         return self.request("GET", path, params=params or None, retries=3).json()
 
+    def pages(self, path: str, **params) -> Iterator[dict]:
+        """Every item of a paginated list, page after page."""
+        page = 1
+        while True:
+            answer = self.get(path, **params, page=page)
+            yield from answer["results"]
+            if not answer.get("next"):
+                return
+            page += 1
+
+    def projects(self) -> list[dict]:
+        """The projects this token's user belongs to: `{id, name, description, my_role}` each."""
+        return list(self.pages("/api/v1/projects/"))
+
+    def project_id(self, project: int | str) -> int:
+        """A project's id from its id or its name (PortalError if none or several match)."""
+        if isinstance(project, int) or str(project).isdigit():
+            return int(project)
+        matches = [p["id"] for p in self.projects() if p["name"] == project]
+        if len(matches) != 1:
+            known = ", ".join(f"{p['name']} ({p['id']})" for p in self.projects()) or "none"
+            raise PortalError(
+                "project_unknown",
+                f"{'No' if not matches else 'More than one'} project is named '{project}'; "
+                f"yours: {known}.",
+            )
+        return matches[0]
+
+    def jobs(self, **filters) -> Iterator[dict]:
+        """The jobs this token's user sees, newest first (filters: project, state, kind)."""
+        return self.pages("/api/v1/jobs/", **{k: v for k, v in filters.items() if v is not None})
+
     def job(self, job_id: int) -> dict:
         return self.get(f"/api/v1/jobs/{int(job_id)}/")
 

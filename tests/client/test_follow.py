@@ -76,3 +76,17 @@ def test_wait_answers_the_ended_job_and_the_command_exits_1_unless_it_succeeded(
     assert followed.returncode == 0
     assert "tick 1" in followed.stdout and "[100.0%] sleeping" in followed.stdout
     assert followed.stdout.splitlines()[-1].startswith("== succeeded")
+
+    # Projects by name: listed, and named where a command takes a project.
+    listed = command("projects")
+    assert listed.returncode == 0
+    assert f"{project.pk}\towner\t{project.name}" in listed.stdout.splitlines()
+    jobs = command("jobs", "--project", project.name, "--state", "succeeded")
+    assert [line.split("\t")[:3] for line in jobs.stdout.splitlines()] == [
+        [str(fine["id"]), "sleep", "succeeded"]
+    ]
+    data = tmp_path / "seqs.fasta"
+    data.write_text(">a\nMKV\n")
+    assert command("upload", project.name, str(data)).returncode == 0
+    unknown = command("jobs", "--project", "no such lab")
+    assert unknown.returncode == 1 and "No project is named 'no such lab'" in unknown.stderr
