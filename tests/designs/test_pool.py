@@ -80,7 +80,14 @@ def test_a_campaign_spreads_its_candidates_over_two_nodes_and_repeats_for_its_se
             .values_list("generation", "sequence")
         )
 
-    assert bred(again) == bred(campaign)
+    def scored(job):
+        return list(
+            Candidate.objects.filter(campaign=job)
+            .order_by("generation", "index")
+            .values_list("sequence", "fitness", "job__node__name", "job__attempt")
+        )
+
+    assert bred(again) == bred(campaign), (scored(campaign), scored(again))
 
 
 def test_kill_9_of_a_node_and_the_scheduler_mid_generation_loses_and_repeats_nothing(
