@@ -19,46 +19,57 @@ class PaeQuery(serializers.Serializer):  # a sample, for the PAE and the pLDDT
     sample = serializers.IntegerField(min_value=0, max_value=99, default=0)
 
 
-class PaeView(APIView):
+class SampleFileView(APIView):
+    """One sample's file of a prediction (`<prefix>_job-<id>_model_<k>.npz`), read for a page,
+    with the chains in token order."""
+
+    prefix = ""
+    what = ""
+
+    def read(self, artifact) -> dict:
+        raise NotImplementedError
+
+    def get(self, request, pk):
+        job = job_for(request.user, pk)
+        query = PaeQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        sample = query.validated_data["sample"]
+        name = f"{self.prefix}_job-{job.pk}_model_{sample}.npz"
+        artifact = job.artifacts.filter(name=name).first()
+        chains = job.artifacts.filter(name="chains.json").first()
+        if artifact is None or chains is None:
+            raise NotFound(f"No such sample's {self.what}.")
+        return Response({"sample": sample, **self.read(artifact), **read_json(chains)})
+
+
+@extend_schema(
+    parameters=[PaeQuery],
+    responses={200: OpenApiTypes.OBJECT},
+    summary="A prediction sample's PAE, for a heatmap",
+)
+class PaeView(SampleFileView):
     """A prediction sample's predicted aligned error, compact enough for a page to draw a
     heatmap of a large complex: each value as one byte (0 to 255 over 0 to `max` Å)."""
 
-    @extend_schema(
-        parameters=[PaeQuery],
-        responses={200: OpenApiTypes.OBJECT},
-        summary="A prediction sample's PAE, for a heatmap",
-    )
-    def get(self, request, pk):
-        job = job_for(request.user, pk)
-        query = PaeQuery(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        sample = query.validated_data["sample"]
-        artifact = job.artifacts.filter(name=f"pae_job-{job.pk}_model_{sample}.npz").first()
-        chains = job.artifacts.filter(name="chains.json").first()
-        if artifact is None or chains is None:
-            raise NotFound("No such sample's PAE.")
-        return Response({"sample": sample, **pae_bytes(artifact), **read_json(chains)})
+    prefix, what = "pae", "PAE"
+
+    def read(self, artifact) -> dict:
+        return pae_bytes(artifact)
 
 
-class PlddtView(APIView):
+@extend_schema(
+    parameters=[PaeQuery],
+    responses={200: OpenApiTypes.OBJECT},
+    summary="A prediction sample's pLDDT per token, for a plot",
+)
+class PlddtView(SampleFileView):
     """A prediction sample's pLDDT per token (a residue, or a ligand's atom), 0 to 100, with
     the chains in token order: what a page plots per chain."""
 
-    @extend_schema(
-        parameters=[PaeQuery],
-        responses={200: OpenApiTypes.OBJECT},
-        summary="A prediction sample's pLDDT per token, for a plot",
-    )
-    def get(self, request, pk):
-        job = job_for(request.user, pk)
-        query = PaeQuery(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        sample = query.validated_data["sample"]
-        artifact = job.artifacts.filter(name=f"plddt_job-{job.pk}_model_{sample}.npz").first()
-        chains = job.artifacts.filter(name="chains.json").first()
-        if artifact is None or chains is None:
-            raise NotFound("No such sample's pLDDT.")
-        return Response({"sample": sample, "values": plddt_values(artifact), **read_json(chains)})
+    prefix, what = "plddt", "pLDDT"
+
+    def read(self, artifact) -> dict:
+        return {"values": plddt_values(artifact)}
 
 
 def alphafold3(job) -> tuple[dict, dict]:
