@@ -41,6 +41,7 @@ from msa import protocol as msa
 from portal.errors import PortalError
 from portal.uploads.services import upload_create
 from predictions.kinds import PredictKind
+from predictions.results import record_name
 
 log = logging.getLogger(__name__)
 
@@ -361,7 +362,9 @@ def score(child: Job, sequence: str) -> search.Scored:
     artifacts = {a.name: a for a in child.artifacts.all()}
     with default_storage.open(artifacts["chains.json"].storage_key, "rb") as f:
         chains = json.load(f)["chains"]
-    with default_storage.open(artifacts[f"plddt_job-{child.pk}_model_0.npz"].storage_key) as f:
+    with default_storage.open(
+        artifacts[f"plddt_{record_name(child.params, child.pk)}_model_0.npz"].storage_key
+    ) as f:
         plddt = np.load(io.BytesIO(f.read()))["plddt"]
     start = 0
     for chain in chains:
@@ -430,7 +433,9 @@ def results(campaign: Job) -> list[dict]:
         _store(campaign, "campaign.json", json.dumps(provenance, indent=2).encode()),
     ]
     for position, c in enumerate(ranked[:TOP_STRUCTURES], start=1):
-        for structure in c.job.artifacts.filter(name__startswith=f"job-{c.job_id}_model_0."):
+        for structure in c.job.artifacts.filter(
+            name__startswith=f"{record_name(c.job.params, c.job_id)}_model_0."
+        ):
             suffix = structure.name.rsplit(".", 1)[1]
             artifacts.append(
                 {

@@ -12,7 +12,7 @@ from jobs.selectors import job_for
 from portal.uploads.models import Upload
 from predictions.inputs import as_alphafold3
 from predictions.kinds import PredictKind, msa_as_a3m, searched_as_a3m
-from predictions.results import pae_bytes, plddt_values, read_json
+from predictions.results import pae_bytes, plddt_values, read_json, record_name
 
 
 class PaeQuery(serializers.Serializer):  # a sample, for the PAE and the pLDDT
@@ -20,7 +20,7 @@ class PaeQuery(serializers.Serializer):  # a sample, for the PAE and the pLDDT
 
 
 class SampleFileView(APIView):
-    """One sample's file of a prediction (`<prefix>_job-<id>_model_<k>.npz`), read for a page,
+    """One sample's file of a prediction (`<prefix>_<record>_model_<k>.npz`), read for a page,
     with the chains in token order."""
 
     prefix = ""
@@ -34,7 +34,7 @@ class SampleFileView(APIView):
         query = PaeQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         sample = query.validated_data["sample"]
-        name = f"{self.prefix}_job-{job.pk}_model_{sample}.npz"
+        name = f"{self.prefix}_{record_name(job.params, job.pk)}_model_{sample}.npz"
         artifact = job.artifacts.filter(name=name).first()
         chains = job.artifacts.filter(name="chains.json").first()
         if artifact is None or chains is None:

@@ -300,6 +300,8 @@ class BoltzEngine(Engine):
         if record.affinity is not None:
             markers.progress(70, "predicting the affinity")
             self._predict_affinity(processed, predictions, params, job)
+            # The complex the affinity model read (boltz's writer keeps it beside the rest).
+            files.append(self._check(predictions / record_id / f"pre_affinity_{record_id}.npz"))
             files.append(self._check(predictions / record_id / f"affinity_{record_id}.json"))
             provenance["affinity_checkpoint"] = str(self.affinity_checkpoint)
             provenance["affinity_checkpoint_sha256"] = self.affinity_sha256

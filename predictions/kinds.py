@@ -50,12 +50,15 @@ from predictions.inputs import (
     without_msa,
 )
 from predictions.memory import MAX_MSA_SEQS, memory_needed
+from predictions.results import record_name
 
 # What a reference in a document may name, by upload kind; and the suffix boltz wants for each.
 REFERENCE_KINDS = {"msa": ("a3m", "csv"), "cif": ("mmcif",), "pdb": ("pdb",)}
 SUFFIX = {"a3m": ".a3m", "csv": ".csv", "mmcif": ".cif", "pdb": ".pdb"}
 # What boltz says of a CCD code its molecules lack.
 MISSING_CCD = re.compile(r"CCD component (\S+) not found")
+# A record name: what boltz takes from an input file's name, safe as a file name anywhere.
+RECORD = r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}$"
 
 
 class PredictParams(serializers.Serializer):
@@ -106,6 +109,16 @@ class PredictParams(serializers.Serializer):
     )
     sampling_steps_affinity = serializers.IntegerField(min_value=1, max_value=1000, default=200)
     diffusion_samples_affinity = serializers.IntegerField(min_value=1, max_value=25, default=5)
+    record = serializers.RegexField(
+        RECORD,
+        required=False,
+        help_text=(
+            "The name boltz gives the prediction's files (`<record>_model_0.cif`, "
+            "`confidence_<record>_model_0.json`, …), as `boltz predict` names them after the "
+            "input file: `portal predict` sends the file's name without its suffix. Letters, "
+            "digits and `_.+-`, up to 100; default `job-<id>`."
+        ),
+    )
 
 
 def mols_dir() -> Path:
@@ -445,8 +458,9 @@ class PredictKind(EngineKind):
         )
 
     def page_context(self, job) -> dict:
-        """The protein chains predicted without an MSA (single sequence), for the page to say
-        so: an MSA of `empty`, or none where the job's MSA source was single sequence."""
+        """The name its files go by, and the protein chains predicted without an MSA (single
+        sequence), for the page to say so: an MSA of `empty`, or none where the job's MSA
+        source was single sequence."""
         document = job.params.get("input") or {}
         single = []
         for item in document.get("sequences") or []:
@@ -457,7 +471,10 @@ class PredictKind(EngineKind):
             if msa == "empty" or (msa is None and job.params.get("msa") == "single"):
                 ids = body.get("id")
                 single += ids if isinstance(ids, list) else [ids]
-        return {"single_sequence": [str(chain) for chain in single]}
+        return {
+            "record": record_name(job.params, job.pk),
+            "single_sequence": [str(chain) for chain in single],
+        }
 
     def form_context(self, project) -> dict:
         """Where a chain's MSA can come from, for the form to say so."""
@@ -526,7 +543,7 @@ class PredictKind(EngineKind):
                 {chain: Path(path).name for chain, path in searched.items()},
             ),
             "attached": [*named, *searched.values()],
-            "record": f"job-{context.job_id}",
+            "record": record_name(context.params, context.job_id),
             "work": str(context.scratch / "boltz"),
             "out": str(context.out),
             "params": context.params,

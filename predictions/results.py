@@ -10,6 +10,13 @@ from django.core.files.storage import default_storage
 PAE_MAX = 32.0
 
 
+def record_name(params: dict, job_id: int) -> str:
+    """The name a prediction's files go by (boltz's record id): `<record>_model_0.cif`,
+    `confidence_<record>_model_0.json`, `affinity_<record>.json`, … The job's `record`
+    parameter where it gave one, else `job-<id>`."""
+    return params.get("record") or f"job-{job_id}"
+
+
 def read_json(artifact) -> dict:
     with default_storage.open(artifact.storage_key, "rb") as f:
         return json.loads(f.read())

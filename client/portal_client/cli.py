@@ -4,6 +4,9 @@
     portal jobs [--project P] [--state S] [--kind K]
                                            jobs, newest first, with their headline figures
     portal upload PROJECT FILE             PROJECT: a project's id or its name
+    portal predict INPUT... [boltz's options]
+                                           boltz predict on the pool: boltz's inputs, options
+                                           and output layout (see `portal predict --help`)
     portal submit FILE.json|FILE.yaml      one job, or {"jobs": [...]} for a batch
     portal follow JOB                      log lines and progress until the job ends
     portal wait JOB                        its end and figures; exit 0 if it succeeded, else 1
@@ -20,6 +23,8 @@ from pathlib import Path
 
 from portal_client.client import Portal
 from portal_client.errors import PortalError
+from portal_client.predict import add_parser as add_predict
+from portal_client.predict import predict as predict_inputs
 
 
 def _read_spec(path: Path):
@@ -91,6 +96,10 @@ def submit(portal: Portal, args) -> int:
     return 0
 
 
+def predict(portal: Portal, args) -> int:
+    return predict_inputs(portal, args, figures)
+
+
 def describe(event: dict) -> str | None:
     """An event as a line for a person, or None for one not worth a line."""
     kind = event["type"]
@@ -150,6 +159,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("project", help="a project's id or name")
     c.add_argument("file", type=Path)
     c.set_defaults(run=upload)
+
+    add_predict(commands)
+    commands.choices["predict"].set_defaults(run=predict)
 
     c = commands.add_parser("submit", help="submit a job, or a batch, from a JSON or YAML file")
     c.add_argument("file", type=Path)

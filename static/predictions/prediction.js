@@ -12,6 +12,8 @@
   const state = { viewer: null, sample: null, loaded: null, samples: [], chains: [], theme: "plddt-confidence", plddtCharts: [] };
   window.portalPrediction = state; // for people and tests
 
+  // The name boltz gave its files: `<record>_model_<k>.cif`, `affinity_<record>.json`, …
+  const record = section.dataset.record;
   const artifact = (name) => api + "artifacts/" + encodeURIComponent(name);
   async function json(url) {
     const response = await fetch(url, { headers: { Accept: "application/json" } });
@@ -28,10 +30,11 @@
 
   async function show() {
     const names = (await json(api + "artifacts/")).map((a) => a.name);
-    const pattern = /^job-\d+_model_(\d+)\.(cif|pdb)$/;
+    const prefix = record + "_model_";
+    const sample = (n) => n.startsWith(prefix) && /^\d+\.(cif|pdb)$/.test(n.slice(prefix.length));
     state.samples = names
-      .filter((n) => pattern.test(n))
-      .map((n) => ({ name: n, k: Number(pattern.exec(n)[1]), format: n.endsWith(".cif") ? "mmcif" : "pdb" }))
+      .filter(sample)
+      .map((n) => ({ name: n, k: Number(n.slice(prefix.length).split(".")[0]), format: n.endsWith(".cif") ? "mmcif" : "pdb" }))
       .sort((a, b) => a.k - b.k);
     if (!state.samples.length) return;
     el("prediction-waiting").hidden = true;
@@ -76,7 +79,7 @@
     return micromolar.toPrecision(3) + " µM";
   }
   async function drawAffinity(names) {
-    const name = names.find((n) => /^affinity_job-\d+\.json$/.test(n));
+    const name = names.find((n) => n === "affinity_" + record + ".json");
     el("affinity").hidden = !name;
     if (!name) return;
     const a = await json(artifact(name));
@@ -109,8 +112,7 @@
     state.sample = k;
     state.loaded = sample.name;
     section.dataset.sample = k;
-    const id = sample.name.split("_model_")[0];
-    const confidence = await json(artifact("confidence_" + id + "_model_" + k + ".json"));
+    const confidence = await json(artifact("confidence_" + record + "_model_" + k + ".json"));
     drawConfidence(confidence);
     el("sample").value = String(k);
     for (const row of el("samples").tBodies[0].rows) row.classList.toggle("chosen", Number(row.dataset.sample) === k);
@@ -134,8 +136,7 @@
     body.replaceChildren();
     const several = state.chains.length > 1;
     for (const sample of state.samples) {
-      const id = sample.name.split("_model_")[0];
-      const c = await json(artifact("confidence_" + id + "_model_" + sample.k + ".json"));
+      const c = await json(artifact("confidence_" + record + "_model_" + sample.k + ".json"));
       const tr = document.createElement("tr");
       tr.dataset.sample = sample.k;
       for (const value of [sample.k, figure(c.confidence_score), figure(c.ptm), several ? figure(c.iptm) : "—", figure(c.complex_plddt)]) {
