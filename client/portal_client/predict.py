@@ -267,16 +267,18 @@ class Follower(threading.Thread):
 
     def __init__(self, portal, job, item, out: Path, position: int, quiet: bool, total):
         super().__init__(daemon=True)
+        # A client of its own: one HTTP session is not for several threads at once.
+        portal = Portal(portal.url, portal.token, timeout=portal.timeout)
         self.portal, self.job, self.item, self.out = portal, job, item, out
         self.total = total
         self.bar = tqdm(
             total=100,
-            desc=item.record,
             position=position,
-            bar_format="{desc:<24.24} {percentage:3.0f}%|{bar}| {postfix}",
+            bar_format="{desc} {percentage:3.0f}%|{bar}|",
             disable=quiet,
             leave=True,
         )
+        self.say(job["state"])
         self.ended: dict | None = None
         self.failure: Exception | None = None
 
@@ -286,18 +288,24 @@ class Follower(threading.Thread):
                 for event in self.portal.follow(self.job["id"]):
                     if event["type"] == "progress":
                         self.bar.n = min(100.0, float(event.get("percent") or 0))
-                        self.bar.set_postfix_str((event.get("message") or "")[:40], refresh=True)
+                        self.say(event.get("message") or "")
+                    elif event["type"] == "state":
+                        self.say(event["state"])
             self.ended = self.portal.job(self.job["id"])
             if self.ended["state"] == "succeeded":
-                self.bar.set_postfix_str("downloading", refresh=True)
+                self.say("downloading")
                 self.lay_out()
                 self.bar.n = 100
-            self.bar.set_postfix_str(self.ended["state"], refresh=True)
+            self.say(self.ended["state"])
         except Exception as exc:  # said at the end, with the job's number
             self.failure = exc
         finally:
             self.bar.close()
             self.total.update(1)
+
+    def say(self, message: str) -> None:
+        """The bar's words: the record, and what its job is doing."""
+        self.bar.set_description_str(f"{self.item.record[:20]:<20} {message[:40]:<40}")
 
     def lay_out(self):
         """The job's files into `<out>/<results>/predictions/<record>/`, whole: downloaded
