@@ -7,6 +7,8 @@ class PredictionsConfig(AppConfig):
 
     def ready(self):
         from jobs.kinds import register
+        from predictions.affinity import AffinityKind
         from predictions.kinds import PredictKind
 
         register(PredictKind())
+        register(AffinityKind())

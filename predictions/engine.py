@@ -263,6 +263,12 @@ class BoltzEngine(Engine):
 
     # --- one job -----------------------------------------------------------------------------
     def run(self, request: dict, job) -> None:
+        if request.get("mode") == "affinity":
+            self.run_affinity(request, job)
+        else:
+            self.run_prediction(request, job)
+
+    def run_prediction(self, request: dict, job) -> None:
         from pytorch_lightning import seed_everything
 
         params = {**DEFAULTS, **request["params"]}
@@ -324,6 +330,73 @@ class BoltzEngine(Engine):
         (out / "provenance.json").write_text(json.dumps(provenance, indent=2))
         for msa in sorted((processed / "msa").glob("*.npz")):
             shutil.copyfile(msa, out / f"msa_{msa.name}")
+        markers.progress(100, "done")
+
+    def run_affinity(self, request: dict, job) -> None:
+        """Boltz-2's affinity pass on a complex the scientist gave (predictions/complexes.py):
+        as `boltz predict` runs it after its structure pass, on the structure its writer would
+        have left (`pre_affinity_<id>.npz`), here with the complex's coordinates; seeded just
+        before the affinity model's load, as that pass run alone."""
+        import numpy as np
+        from boltz.data.write.mmcif import to_mmcif
+        from pytorch_lightning import seed_everything
+
+        from predictions import complexes
+
+        params = {**DEFAULTS, **request["params"]}
+        record_id = request["record"]
+        self.jobs += 1
+        print(
+            f"Boltz-2 engine pid={os.getpid()} loads={self.loads} jobs={self.jobs} "
+            f"device={self.device}",
+            flush=True,
+        )
+        work = Path(request["work"])
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        data = work / f"{record_id}.yaml"
+        data.write_text(yaml.safe_dump(request["document"], sort_keys=False))
+
+        markers.progress(2, "preparing the complex")
+        complex_ = complexes.read_complex(
+            Path(request["structure"]),
+            ligand=Path(request["ligand"]) if request.get("ligand") else None,
+            residue=params.get("ligand_residue"),
+            chain=params.get("ligand_chain"),
+            mols=self.mols,
+        )
+        record, processed = self._prepare(data, work)
+        predictions = work / "predictions"
+        folder = predictions / record_id
+        folder.mkdir(parents=True)
+        structure, missing = complexes.pose(complex_, processed, record_id)
+        if missing:
+            print(f"{missing} atoms boltz expects are not in the file: left at the origin")
+        # As boltz's writer saves it; and as an mmCIF, for the page to show.
+        np.savez_compressed(folder / f"pre_affinity_{record_id}.npz", **asdict(structure))
+        shown = folder / f"{record_id}_complex.cif"
+        shown.write_text(to_mmcif(structure, boltz2=True))
+
+        seed_everything(params["seed"], verbose=False)
+        self._predict_affinity(processed, predictions, params, job, span=(10, 90))
+        files = [
+            shown,
+            self._check(folder / f"pre_affinity_{record_id}.npz"),
+            self._check(folder / f"affinity_{record_id}.json"),
+        ]
+        for key, value in json.loads(files[-1].read_text()).items():
+            markers.metric(0, key, float(value))
+        provenance = {
+            **self.provenance,
+            "affinity_checkpoint": str(self.affinity_checkpoint),
+            "affinity_checkpoint_sha256": self.affinity_sha256,
+        }
+        markers.progress(95, "writing the results")
+        out = Path(request["out"])
+        for path in files:
+            shutil.copyfile(path, out / path.name)
+        (out / "input.yaml").write_text(yaml.safe_dump(request["document"], sort_keys=False))
+        (out / "provenance.json").write_text(json.dumps(provenance, indent=2))
         markers.progress(100, "done")
 
     def _prepare(self, data: Path, work: Path):
@@ -422,7 +495,9 @@ class BoltzEngine(Engine):
                     raise RuntimeError(f"boltz could not featurise the input '{wanted}'")
                 writer.write_on_batch_end(None, model, prediction, None, batch, index, 0)
 
-    def _predict_affinity(self, processed: Path, predictions: Path, params: dict, job) -> None:
+    def _predict_affinity(
+        self, processed: Path, predictions: Path, params: dict, job, span=(70, 90)
+    ) -> None:
         from boltz.data.types import Manifest
         from boltz.data.write.writer import BoltzAffinityWriter
 
@@ -447,13 +522,14 @@ class BoltzEngine(Engine):
             "write_full_pde": False,
         }
         self.affinity.structure_module.step_scale = params["step_scale"]
+        self.affinity.affinity_mw_correction = params.get("affinity_mw_correction", False)
         steering = BoltzSteeringParams()
         steering.fk_steering = steering.physical_guidance_update = False
         steering.contact_guidance_update = False
         self.affinity.steering_args = asdict(steering)
         manifest = Manifest.load(processed / "manifest.json")
         writer = BoltzAffinityWriter(data_dir=processed / "structures", output_dir=predictions)
-        with Progress(self.affinity, 70, 90, "affinity", job):
+        with Progress(self.affinity, *span, "affinity", job):
             self._predict(
                 self.affinity,
                 processed,

@@ -357,7 +357,11 @@ class PredictKind(EngineKind):
     Params = PredictParams
     page = Page(
         template="predictions/detail.html",
-        scripts=("vendor/molstar/molstar.js", "predictions/prediction.js"),
+        scripts=(
+            "vendor/molstar/molstar.js",
+            "predictions/affinity_table.js",
+            "predictions/prediction.js",
+        ),
         styles=("vendor/molstar/molstar.css", "predictions/prediction.css"),
         charts=False,  # its figures are the structure's, shown by its own part
         form="predictions/new.html",

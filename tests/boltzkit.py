@@ -577,3 +577,87 @@ def _write_atomically(path: Path, write) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+AFFINITY_ALONE = """
+import json, os, sys
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from boltz.data.module.inferencev2 import Boltz2InferenceDataModule
+from boltz.data.types import Manifest
+from boltz.data.write.writer import BoltzAffinityWriter
+from boltz.main import (
+    Boltz2DiffusionParams, BoltzSteeringParams, MSAModuleArgs, PairformerArgsV2,
+)
+from boltz.model.models.boltz2 import Boltz2
+from pytorch_lightning import Trainer, seed_everything
+from rdkit import Chem
+
+args = json.loads(sys.argv[1])
+work, mols = Path(args["work"]), Path(args["cache"]) / "mols"
+processed = work / "processed"
+torch.set_grad_enabled(False)
+torch.set_float32_matmul_precision("highest")
+Chem.SetDefaultPickleProperties(Chem.PropertyPickleOptions.AllProps)
+seed_everything(args["seed"])
+diffusion = Boltz2DiffusionParams()
+diffusion.step_scale = 1.5
+steering = BoltzSteeringParams()
+steering.fk_steering = steering.physical_guidance_update = steering.contact_guidance_update = False
+present = lambda name: processed / name if (processed / name).exists() else None
+trainer = Trainer(default_root_dir=work, strategy="auto", accelerator="cpu", devices=1,
+                  precision="bf16-mixed", callbacks=[BoltzAffinityWriter(
+                      data_dir=processed / "structures", output_dir=work / "predictions")])
+data = Boltz2InferenceDataModule(
+    manifest=Manifest.load(processed / "manifest.json"), target_dir=work / "predictions",
+    msa_dir=processed / "msa", mol_dir=mols, num_workers=0,
+    constraints_dir=present("constraints"), template_dir=present("templates"),
+    extra_mols_dir=present("mols"), override_method="other", affinity=True)
+model = Boltz2.load_from_checkpoint(
+    args["checkpoint"], strict=True, map_location="cpu",
+    predict_args={"recycling_steps": 5, "sampling_steps": args["sampling_steps"],
+                  "diffusion_samples": args["diffusion_samples"], "max_parallel_samples": 1,
+                  "write_confidence_summary": False, "write_full_pae": False,
+                  "write_full_pde": False},
+    diffusion_process_args=asdict(diffusion), ema=False,
+    pairformer_args=asdict(PairformerArgsV2()),
+    msa_args=asdict(MSAModuleArgs(subsample_msa=False, num_subsampled_msa=1024,
+                                  use_paired_feature=True)),
+    steering_args=asdict(steering), affinity_mw_correction=args["mw_correction"])
+model.eval()
+trainer.predict(model, datamodule=data, return_predictions=False)
+"""
+
+
+def boltz_affinity_alone(
+    cache: dict,
+    work: Path,
+    *,
+    seed: int,
+    sampling_steps: int,
+    diffusion_samples: int,
+    mw_correction: bool = False,
+) -> None:
+    """boltz's affinity pass alone, as `boltz predict` runs it after its structure pass (the
+    same calls, in a fresh process seeded just before the affinity model's load): on
+    `work/processed` (boltz's preparation of the input) and
+    `work/predictions/<id>/pre_affinity_<id>.npz`; it writes `affinity_<id>.json` beside it."""
+    import json
+
+    arguments = {
+        "work": str(work),
+        "cache": str(cache["cache"]),
+        "checkpoint": str(cache["affinity_checkpoint"]),
+        "seed": seed,
+        "sampling_steps": sampling_steps,
+        "diffusion_samples": diffusion_samples,
+        "mw_correction": mw_correction,
+    }
+    subprocess.run(
+        [sys.executable, "-c", AFFINITY_ALONE, json.dumps(arguments)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )

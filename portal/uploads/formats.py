@@ -50,6 +50,7 @@ EXTENSIONS = {
     ".mmcif": MMCIF,
     ".sdf": SDF,
     ".sd": SDF,
+    ".mol": SDF,  # one molfile: an SDF of one molecule
     ".mol2": MOL2,
 }
 ACCEPTED = "FASTA, A3M, CSV, TSV, YAML, PDB, mmCIF, SDF or MOL2"

@@ -70,37 +70,11 @@
     await choose(0);
   }
 
-  // Boltz-2's affinity: its value is log10 of the IC50 in µM (lower binds more strongly), its
-  // probability whether the ligand binds at all; the ensemble's two members beside.
-  function ic50(log10) {
-    const micromolar = Math.pow(10, log10);
-    if (micromolar < 1) return (micromolar * 1000).toPrecision(3) + " nM";
-    if (micromolar >= 1000) return (micromolar / 1000).toPrecision(3) + " mM";
-    return micromolar.toPrecision(3) + " µM";
-  }
   async function drawAffinity(names) {
     const name = names.find((n) => n === "affinity_" + record + ".json");
     el("affinity").hidden = !name;
     if (!name) return;
-    const a = await json(artifact(name));
-    const rows = [
-      ["log10 IC50 (µM), predicted", a.affinity_pred_value, "value"],
-      ["IC50, predicted", a.affinity_pred_value === undefined ? "—" : ic50(a.affinity_pred_value), "ic50"],
-      ["binder probability", a.affinity_probability_binary, "probability"],
-      ["member 1: log10 IC50 / probability", [a.affinity_pred_value1, a.affinity_probability_binary1], "member-1"],
-      ["member 2: log10 IC50 / probability", [a.affinity_pred_value2, a.affinity_probability_binary2], "member-2"],
-    ];
-    const body = el("affinity-figures").tBodies[0];
-    body.replaceChildren();
-    for (const [label, value, key] of rows) {
-      const tr = document.createElement("tr");
-      tr.appendChild(cell("th", label));
-      const text = Array.isArray(value) ? value.map(figure).join(" / ") : typeof value === "string" ? value : figure(value);
-      const td = cell("td", text);
-      td.dataset.key = key;
-      tr.appendChild(td);
-      body.appendChild(tr);
-    }
+    window.portalAffinity.fill(el("affinity-figures"), await json(artifact(name)));
   }
 
   async function choose(k) {
