@@ -200,7 +200,7 @@ def validate_submission(
         )
     work = _checked(project, by, kind, params, inputs)
     work.children = [
-        (child, _checked(project, by, child.kind, child.params, []))
+        (child, _checked(project, by, child.kind, child.params, list(child.inputs)))
         for child in work.kind.first_children(work.params)
     ]
     return Submission(project, by, work, name, priority, force, limit)
@@ -323,7 +323,10 @@ def job_add_children(*, parent: Job, children: list) -> list[Job]:
     search): checked as any submission, queued, with the parent's owner, project,
     priority and time limit. Part of the caller's transaction."""
     works = [
-        (child, _checked(parent.project, parent.owner, child.kind, child.params, []))
+        (
+            child,
+            _checked(parent.project, parent.owner, child.kind, child.params, list(child.inputs)),
+        )
         for child in children
     ]
     now = timezone.now()

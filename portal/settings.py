@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "predictions",
     "training",
     "designs",
+    "screens",
 ]
 
 MIDDLEWARE = [

@@ -33,6 +33,7 @@ urlpatterns = [
     path("api/v1/", include("msa.api_urls")),
     path("api/v1/", include("predictions.api_urls")),
     path("api/v1/", include("designs.api_urls")),
+    path("api/v1/", include("screens.api_urls")),
 ]
 
 handler400 = errorpages.bad_request

@@ -384,8 +384,9 @@ class BoltzEngine(Engine):
             self._check(folder / f"pre_affinity_{record_id}.npz"),
             self._check(folder / f"affinity_{record_id}.json"),
         ]
-        for key, value in json.loads(files[-1].read_text()).items():
-            markers.metric(0, key, float(value))
+        figures = json.loads(files[-1].read_text())
+        for key in ("affinity_pred_value", "affinity_probability_binary"):
+            markers.metric(0, key, float(figures[key]))
         provenance = {
             **self.provenance,
             "affinity_checkpoint": str(self.affinity_checkpoint),

@@ -99,6 +99,7 @@ class Child:
     kind: str
     name: str
     params: dict
+    inputs: tuple[int, ...] = ()  # upload ids of the parent's project
 
 
 class Output:

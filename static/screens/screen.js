@@ -1,0 +1,89 @@
+// A screen's ligands: counts, a histogram of predicted affinity (Chart.js) and the ranked table,
+// read from the ligands API when the page opens and again whenever the screen's live stream says
+// something happened (a ligand scored, the screen ended), at most twice a second.
+(function () {
+  "use strict";
+  const section = document.getElementById("screen");
+  if (!section) return;
+  const root = document.getElementById("job");
+  const body = section.querySelector("tbody");
+  const cofold = section.querySelector("thead").textContent.includes("ipTM");
+  const figure = (value) => (value === null || value === undefined ? "—" : Number(value).toFixed(3));
+  const state = { chart: null, ligands: [] };
+  window.portalScreen = state; // for people and tests
+  let pending = null;
+
+  function cell(row, value, cls) {
+    const td = document.createElement("td");
+    if (value instanceof Node) td.appendChild(value);
+    else td.textContent = value;
+    if (cls) td.className = cls;
+    row.appendChild(td);
+  }
+
+  function histogram(values) {
+    if (!values.length) return;
+    const low = Math.floor(Math.min(...values) * 2) / 2;
+    const high = Math.ceil(Math.max(...values) * 2) / 2 + 0.5;
+    const labels = [];
+    const counts = [];
+    for (let x = low; x < high; x += 0.5) {
+      labels.push(x.toFixed(1));
+      counts.push(values.filter((v) => v >= x && v < x + 0.5).length);
+    }
+    const data = { labels, datasets: [{ label: "ligands by predicted log10 IC50 (µM)", data: counts, backgroundColor: "#3b82f6" }] };
+    if (state.chart) {
+      state.chart.data = data;
+      state.chart.update("none");
+    } else {
+      state.chart = new Chart(document.getElementById("screen-histogram"), {
+        type: "bar",
+        data,
+        options: { animation: false, scales: { x: { title: { display: true, text: "log10 IC50 (µM), bins of 0.5" } }, y: { beginAtZero: true, ticks: { precision: 0 } } } },
+      });
+    }
+  }
+
+  async function load() {
+    pending = null;
+    const all = [];
+    let url = section.dataset.api;
+    while (url) {
+      const response = await fetch(url, { headers: { Accept: "application/json" } });
+      if (!response.ok) return;
+      const page = await response.json();
+      all.push(...page.results);
+      url = page.next;
+    }
+    state.ligands = all;
+    body.replaceChildren();
+    for (const l of all) {
+      const row = document.createElement("tr");
+      row.dataset.index = l.index;
+      const name = document.createElement(l.structure ? "a" : "span");
+      name.textContent = l.name;
+      if (l.structure) name.href = l.structure;
+      cell(row, l.rank === null ? "—" : String(l.rank));
+      cell(row, name);
+      cell(row, l.smiles, "smiles");
+      cell(row, figure(l.affinity_pred_value));
+      cell(row, l.affinity_pred_value === null ? "—" : window.portalAffinity.ic50(l.affinity_pred_value));
+      cell(row, figure(l.affinity_probability_binary));
+      if (cofold) cell(row, figure(l.iptm));
+      cell(row, l.error ? l.state + ": " + l.error : l.state);
+      body.appendChild(row);
+    }
+    const scored = all.filter((l) => l.affinity_pred_value !== null);
+    const running = all.filter((l) => l.state === "running").length;
+    const ended = all.filter((l) => l.rank !== null || l.error).length;
+    section.querySelector("#screen-count").textContent =
+      all.length + " ligands: " + ended + " done (" + scored.length + " scored), " + running + " running, " + (all.length - ended - running) + " waiting";
+    section.dataset.scored = scored.length;
+    histogram(scored.map((l) => l.affinity_pred_value));
+  }
+  function soon() {
+    if (pending === null) pending = setTimeout(load, 500);
+  }
+  root.addEventListener("job:event", soon);
+  load();
+})();
