@@ -22,15 +22,17 @@
   }
 
   function histogram(values) {
+    section.dataset.charted = values.length;
     if (!values.length) return;
-    const low = Math.floor(Math.min(...values) * 2) / 2;
-    const high = Math.ceil(Math.max(...values) * 2) / 2 + 0.5;
+    // Bins narrow enough to tell ligands apart, wide enough to count them.
+    const span = Math.max(...values) - Math.min(...values);
+    const width = span <= 0.5 ? 0.02 : span <= 2 ? 0.1 : span <= 5 ? 0.25 : 0.5;
+    const low = Math.floor(Math.min(...values) / width) * width;
+    const bins = Math.floor((Math.max(...values) - low) / width) + 1;
     const labels = [];
-    const counts = [];
-    for (let x = low; x < high; x += 0.5) {
-      labels.push(x.toFixed(1));
-      counts.push(values.filter((v) => v >= x && v < x + 0.5).length);
-    }
+    const counts = new Array(bins).fill(0);
+    for (let i = 0; i < bins; i++) labels.push((low + i * width).toFixed(2));
+    for (const v of values) counts[Math.min(bins - 1, Math.floor((v - low) / width))] += 1;
     const data = { labels, datasets: [{ label: "ligands by predicted log10 IC50 (µM)", data: counts, backgroundColor: "#3b82f6" }] };
     if (state.chart) {
       state.chart.data = data;
@@ -39,7 +41,7 @@
       state.chart = new Chart(document.getElementById("screen-histogram"), {
         type: "bar",
         data,
-        options: { animation: false, scales: { x: { title: { display: true, text: "log10 IC50 (µM), bins of 0.5" } }, y: { beginAtZero: true, ticks: { precision: 0 } } } },
+        options: { animation: false, scales: { x: { title: { display: true, text: "log10 IC50 (µM), lower binds more strongly" } }, y: { beginAtZero: true, ticks: { precision: 0 } } } },
       });
     }
   }

@@ -1,0 +1,81 @@
+"""Screens on real processes: the portal (Daphne), the scheduler and two nodes (`runnode`),
+each a process of its own, predicting with the tiny model (tests/boltzkit.py)."""
+
+import json
+from collections import Counter
+
+import pytest
+from django.core.files.storage import default_storage
+
+from jobs.models import Job, State
+from screens.models import Ligand
+from tests.browser.test_screen_page import SCREEN
+from tests.conftest import boltz_ready, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+TWELVE = "name,smiles\n" + "".join(
+    f"{name},{smiles}\n"
+    for name, smiles in [
+        ("ethanol", "CCO"),
+        ("phenol", "c1ccccc1O"),
+        ("acetone", "CC(C)=O"),
+        ("glycine", "NCC(=O)O"),
+        ("benzene", "c1ccccc1"),
+        ("aspirin", "CC(=O)Oc1ccccc1C(=O)O"),
+        ("broken", "C1CC(("),
+        ("toluene", "Cc1ccccc1"),
+        ("pyridine", "c1ccncc1"),
+        ("urea", "NC(N)=O"),
+        ("acetic acid", "CC(=O)O"),
+        ("propanol", "CCCO"),
+        ("methylamine", "CN"),
+    ]
+)
+
+
+def test_kill_9_of_a_node_and_the_scheduler_mid_screen_scores_every_ligand_once(
+    boltz_stack, project, alice
+):
+    boltz_stack.add_nodes("node1", "node2", cpu_slots=1)
+    for name in ("node1", "node2"):
+        wait_until(lambda n=name: boltz_ready(n), 30, what=f"{name} to report boltz ready")
+    client = boltz_stack.client(alice)
+    ligands = client.session.post(
+        client.url + "/api/v1/uploads/",
+        data={"project": project.pk},
+        files={"file": ("ligands.csv", TWELVE)},
+        timeout=30,
+    ).json()
+    screen = client.submit(project, kind="screen", params=SCREEN, inputs=[ligands["id"]])
+    assert screen["warnings"] == ["row 8 (broken): RDKit cannot read the SMILES 'C1CC(('"]
+    pk = screen["id"]
+    # Mid-screen: some ligands scored, one running.
+    wait_until(
+        lambda: (
+            Ligand.objects.filter(screen_id=pk, scored_at__isnull=False).count() >= 3
+            and Job.objects.filter(parent_id=pk, state=State.RUNNING).exists()
+        ),
+        240,
+        every=0.1,
+        what="the screen to be under way",
+    )
+    for process in (boltz_stack.nodes["node1"], boltz_stack.scheduler):
+        process.kill()
+    boltz_stack.scheduler.start()
+    boltz_stack.nodes["node1"].start()
+    wait_until(lambda: Job.objects.get(pk=pk).is_finished, 300, every=0.5, what="the screen")
+
+    job = Job.objects.get(pk=pk)
+    assert job.state == State.SUCCEEDED, job.error
+    # Every ligand scored, once: one child each, on both nodes.
+    children = Counter(Job.objects.filter(parent=job).values_list("ligand__index", flat=True))
+    assert len(children) == 12 and set(children.values()) == {1}
+    assert len(set(Job.objects.filter(parent=job).values_list("node__name", flat=True))) == 2
+    ranking = client.get(f"/api/v1/jobs/{pk}/ligands/").json()["results"]
+    assert [r["rank"] for r in ranking] == list(range(1, 13))
+    for row in ranking:
+        child = Job.objects.get(pk=row["job"])
+        stored = child.artifacts.get(name=f"affinity_job-{child.pk}.json").storage_key
+        figures = json.loads(default_storage.open(stored).read())
+        assert row["affinity_pred_value"] == figures["affinity_pred_value"]
