@@ -378,7 +378,9 @@ class BoltzEngine(Engine):
         shown.write_text(to_mmcif(structure, boltz2=True))
 
         seed_everything(params["seed"], verbose=False)
-        self._predict_affinity(processed, predictions, params, job, span=(10, 90))
+        self._predict_affinity(
+            processed, predictions, params, job, span=(10, 90), seeded=params["seed"]
+        )
         files = [
             shown,
             self._check(folder / f"pre_affinity_{record_id}.npz"),
@@ -497,8 +499,11 @@ class BoltzEngine(Engine):
                 writer.write_on_batch_end(None, model, prediction, None, batch, index, 0)
 
     def _predict_affinity(
-        self, processed: Path, predictions: Path, params: dict, job, span=(70, 90)
+        self, processed: Path, predictions: Path, params: dict, job, span=(70, 90), seeded=None
     ) -> None:
+        """boltz's affinity pass. `seeded`: the seed the generators were just seeded with
+        (an affinity job's, nothing run since), whose states after the model's load draws
+        are then kept per seed, as the structure model's are."""
         from boltz.data.types import Manifest
         from boltz.data.write.writer import BoltzAffinityWriter
 
@@ -510,6 +515,8 @@ class BoltzEngine(Engine):
                 self.affinity_checkpoint, affinity_mw_correction=False
             )
             self.affinity_sha256 = _sha256(self.affinity_checkpoint)
+        elif seeded is not None:
+            self.affinity_draws.replay_after_seeding(seeded)
         else:
             self.affinity_draws.replay()
         _, _, BoltzSteeringParams = self.classes
