@@ -79,3 +79,58 @@ def test_kill_9_of_a_node_and_the_scheduler_mid_screen_scores_every_ligand_once(
         stored = child.artifacts.get(name=f"affinity_job-{child.pk}.json").storage_key
         figures = json.loads(default_storage.open(stored).read())
         assert row["affinity_pred_value"] == figures["affinity_pred_value"]
+
+
+def test_a_poses_screen_of_twelve_ranks_them_on_two_nodes(
+    boltz_stack, boltz_cache, project, alice, tmp_path
+):
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+
+    from tests.predictions.test_complexes import cofold
+
+    boltz_stack.add_nodes("node1", "node2", cpu_slots=1)
+    _, cli = cofold(boltz_cache, tmp_path, {"ccd": "SEZ"}, "sez")
+    poses = ""
+    for line in TWELVE.splitlines()[1:]:
+        name, smiles = line.split(",")
+        mol = Chem.MolFromSmiles(smiles)
+        if mol is None:
+            continue
+        mol = Chem.AddHs(mol)
+        AllChem.EmbedMolecule(mol, randomSeed=7)
+        mol.SetProp("_Name", name)
+        poses += Chem.MolToMolBlock(mol) + "$$$$\n"
+    for name in ("node1", "node2"):
+        wait_until(lambda n=name: boltz_ready(n), 30, what=f"{name} to report boltz ready")
+    client = boltz_stack.client(alice)
+    inputs = [
+        client.session.post(
+            client.url + "/api/v1/uploads/",
+            data={"project": project.pk},
+            files={"file": (name, data)},
+            timeout=30,
+        ).json()["id"]
+        for name, data in [
+            ("target.cif", (cli / "sez_model_0.cif").read_bytes()),
+            ("poses.sdf", poses),
+        ]
+    ]
+    options = {k: v for k, v in SCREEN.items() if "affinity" in k or k == "seed"}
+    pk = client.submit(project, kind="screen", params={"mode": "poses", **options}, inputs=inputs)[
+        "id"
+    ]
+    wait_until(lambda: Job.objects.get(pk=pk).is_finished, 300, every=0.5, what="the screen")
+
+    job = Job.objects.get(pk=pk)
+    assert job.state == State.SUCCEEDED, job.error
+    children = Job.objects.filter(parent=job)
+    assert children.count() == 12 and set(children.values_list("kind", flat=True)) == {"affinity"}
+    assert len(set(children.values_list("node__name", flat=True))) == 2
+    ranking = client.get(f"/api/v1/jobs/{pk}/ligands/").json()["results"]
+    assert [r["rank"] for r in ranking] == list(range(1, 13))
+    for row in ranking:
+        child = Job.objects.get(pk=row["job"])
+        stored = child.artifacts.get(name=f"affinity_job-{child.pk}.json").storage_key
+        figures = json.loads(default_storage.open(stored).read())
+        assert row["affinity_pred_value"] == figures["affinity_pred_value"]
