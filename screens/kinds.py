@@ -23,7 +23,7 @@ from screens.ligands import invalid, read_ligands
 
 PROTEIN = re.compile(r"^[ACDEFGHIKLMNPQRSTVWY]+$")
 TARGET, LIGAND = "A", "B"
-STRUCTURES, TABLES = ("pdb", "mmcif"), ("csv", "tsv", "sdf")
+STRUCTURES, TABLES = ("pdb", "mmcif"), ("csv", "tsv", "smi", "sdf")
 # The options its children take, as boltz names them.
 PREDICT_OPTIONS = ("recycling_steps", "sampling_steps", "diffusion_samples")
 AFFINITY_OPTIONS = ("sampling_steps_affinity", "diffusion_samples_affinity")
@@ -119,7 +119,9 @@ class ScreenKind(ParentKind):
         structures = [u for u in inputs if u.kind in STRUCTURES]
         if cleaned["mode"] == "cofold":
             if len(tables) != 1 or structures:
-                raise invalid("A cofold screen takes one upload: its ligands (CSV, TSV or SDF).")
+                raise invalid(
+                    "A cofold screen takes one upload: its ligands (CSV, TSV, SMILES or SDF)."
+                )
             target = "".join(cleaned.get("target", "").split()).upper()
             if not PROTEIN.match(target):
                 raise invalid("A cofold screen needs `target`, a protein sequence (one-letter).")

@@ -1,6 +1,7 @@
 """A screen's ligands from its upload: a CSV or TSV with a `smiles` column (and `name`, if it
-has one), or an SDF of molecules (their poses, for a screen of poses). A row without a SMILES
-is a 400 naming the row; a SMILES RDKit cannot read is named and left out."""
+has one), a SMILES file (`.smi`: a SMILES a line, then its name), or an SDF of molecules (their
+poses, for a screen of poses). A row without a SMILES is a 400 naming the row; a SMILES RDKit
+cannot read is named and left out."""
 
 import csv
 import io
@@ -33,8 +34,12 @@ def read_ligands(upload) -> tuple[list[Read], list[str]]:
         found, left_out = _sdf(data, upload.name)
     elif upload.kind in ("csv", "tsv"):
         found, left_out = _table(data.decode("utf-8", "replace"), upload)
+    elif upload.kind == "smi":
+        found, left_out = _smi(data.decode("utf-8", "replace"))
     else:
-        raise invalid(f"{upload.name}: ligands come as CSV, TSV (a `smiles` column) or SDF.")
+        raise invalid(
+            f"{upload.name}: ligands come as CSV, TSV (a `smiles` column), SMILES (.smi) or SDF."
+        )
     if not found:
         raise invalid(f"{upload.name}: no ligand RDKit can read." + _said(left_out))
     if len(found) > MAX_LIGANDS:
@@ -72,6 +77,27 @@ def _table(text: str, upload) -> tuple[list[Read], list[str]]:
         name = name or f"ligand {len(found) + len(left_out) + 1}"
         if Chem.MolFromSmiles(smiles) is None:
             left_out.append(f"row {number} ({name}): RDKit cannot read the SMILES '{smiles}'")
+            continue
+        found.append(Read(name[:200], smiles))
+    return found, left_out
+
+
+def _smi(text: str) -> tuple[list[Read], list[str]]:
+    """A `.smi` file: a SMILES a line, then optionally its name."""
+    from rdkit import Chem, RDLogger
+
+    RDLogger.DisableLog("rdApp.*")
+    found, left_out = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        parts = line.strip().split(None, 1)
+        if not parts or parts[0].startswith("#"):
+            continue
+        smiles = parts[0]
+        name = (
+            parts[1].strip() if len(parts) > 1 else ""
+        ) or f"ligand {len(found) + len(left_out) + 1}"
+        if Chem.MolFromSmiles(smiles) is None:
+            left_out.append(f"line {number} ({name}): RDKit cannot read the SMILES '{smiles}'")
             continue
         found.append(Read(name[:200], smiles))
     return found, left_out

@@ -18,7 +18,7 @@ class FormatError(ValueError):
     pass
 
 
-FASTA, A3M, CSV, TSV, YAML, PDB, MMCIF, SDF, MOL2 = (
+FASTA, A3M, CSV, TSV, YAML, PDB, MMCIF, SDF, MOL2, SMI = (
     "fasta",
     "a3m",
     "csv",
@@ -28,8 +28,9 @@ FASTA, A3M, CSV, TSV, YAML, PDB, MMCIF, SDF, MOL2 = (
     "mmcif",
     "sdf",
     "mol2",
+    "smi",
 )
-KINDS = [FASTA, A3M, CSV, TSV, YAML, PDB, MMCIF, SDF, MOL2]
+KINDS = [FASTA, A3M, CSV, TSV, YAML, PDB, MMCIF, SDF, MOL2, SMI]
 
 EXTENSIONS = {
     ".fasta": FASTA,
@@ -52,8 +53,10 @@ EXTENSIONS = {
     ".sd": SDF,
     ".mol": SDF,  # one molfile: an SDF of one molecule
     ".mol2": MOL2,
+    ".smi": SMI,
+    ".smiles": SMI,
 }
-ACCEPTED = "FASTA, A3M, CSV, TSV, YAML, PDB, mmCIF, SDF or MOL2"
+ACCEPTED = "FASTA, A3M, CSV, TSV, YAML, PDB, mmCIF, SDF, MOL2 or SMILES (.smi)"
 
 # Longest header or single CSV line we look at as a whole; a longer one is not a text format.
 MAX_LINE = 1 << 20
@@ -673,6 +676,50 @@ class Mol2Checker(MoleculesChecker):
             self.refuse(at, name, f"declares {atoms} atoms but lists {listed}")
 
 
+class SmilesChecker(TextChecker):
+    """SMILES lines (`.smi`): a SMILES, then optionally white space and a name, one molecule a
+    line; blank lines and `#` comments are skipped; at least one. Whether RDKit can read each
+    SMILES is for what uses the file to say (a screen names and leaves out one it cannot)."""
+
+    what = "a SMILES file"
+    TOKEN = re.compile(rb"^[A-Za-z0-9@+\-\[\]()=#$%/\\.:*~]+$")
+    MAX_LINE = 1 << 16
+
+    def __init__(self):
+        super().__init__()
+        self._pending = b""
+        self._offset = 0  # of the pending line's first byte
+        self.molecules = 0
+
+    def feed(self, chunk: bytes) -> None:
+        super().feed(chunk)
+        data = self._pending + chunk
+        start = 0
+        while (end := data.find(b"\n", start)) != -1:
+            self._check(data[start:end], self._offset + start)
+            start = end + 1
+        self._offset += start
+        self._pending = data[start:]
+        if len(self._pending) > self.MAX_LINE:
+            raise FormatError(f"{self.line(self._offset)}: a line over 64 KB; not {self.what}.")
+
+    def _check(self, line: bytes, at: int) -> None:
+        line = line.strip()
+        if not line or line.startswith(b"#"):
+            return
+        smiles = line.split(None, 1)[0]
+        if not self.TOKEN.match(smiles):
+            shown = smiles.decode("utf-8", "replace")[:40]
+            raise FormatError(f"{self.line(at)}: '{shown}' is not a SMILES.")
+        self.molecules += 1
+
+    def finish(self) -> None:
+        super().finish()
+        self._check(self._pending, self._offset)
+        if self.molecules == 0:
+            raise FormatError(f"This is not {self.what}: it holds no SMILES.")
+
+
 def checker_for(kind: str):
     if kind in (FASTA, A3M):
         return FastaChecker() if kind == FASTA else A3mChecker()
@@ -696,6 +743,8 @@ def checker_for(kind: str):
         return SdfChecker()
     if kind == MOL2:
         return Mol2Checker()
+    if kind == SMI:
+        return SmilesChecker()
     raise FormatError(f"Unsupported kind '{kind}'; upload {ACCEPTED}.")
 
 

@@ -56,6 +56,8 @@ def refusal(name, data):
         ("x.sdf", METHANE_SDF * 3, "sdf"),
         ("x.sdf", METHANE_V3000, "sdf"),
         ("x.mol2", METHANE_MOL2 * 2, "mol2"),
+        ("x.smi", b"# ligands\nCCO ethanol\n\nc1ccccc1O phenol\nC[C@H](N)C(=O)O\n", "smi"),
+        ("x.mol", METHANE_SDF, "sdf"),
         ("unnamed", b">a\nMKV\n", "fasta"),
         ("unnamed", b"data_x\n_atom_site.id 1\n", "mmcif"),
     ],
@@ -138,6 +140,12 @@ def test_a_long_unwrapped_sequence_is_checked_across_pieces():
         ("t.mol2", METHANE_MOL2.replace(b" 1 0 0", b" 0 0 0"), "('methane') has no atoms"),
         ("t.mol2", METHANE_MOL2.replace(b" 1 0 0", b" 2 0 0"), "declares 2 atoms but lists 1"),
         ("t.mol2", b"@<TRIPOS>MOLECULE\nx\n\n", "has no atom count"),
+        ("t.smi", b"# nothing\n\n", "holds no SMILES"),
+        (
+            "t.smi",
+            b"CCO ethanol\nC C O spaced\nnot,a,smiles x\n",
+            "Line 3: 'not,a,smiles' is not a",
+        ),
         ("t.bin", b"\x89PNG\r\n", "Cannot tell what kind of file"),
     ],
 )

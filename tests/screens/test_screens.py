@@ -159,3 +159,15 @@ def test_a_ligand_file_the_screen_cannot_use_is_a_400_naming_the_row(
     response = screen(api, alice, project, [ligands], mode="cofold", target=TARGET, **FAST)
     assert response.status_code == 400, response.content
     assert said in json.dumps(response.json())
+
+
+def test_a_smiles_file_gives_a_screen_its_ligands_and_names_the_unreadable(
+    node, api, alice, project
+):
+    ligands = upload(
+        api, alice, project, "library.smi", b"# a library\nCCO ethanol\nC1CC(( broken\nc1ccccc1O\n"
+    )
+    response = screen(api, alice, project, [ligands], mode="cofold", target=TARGET, **FAST)
+    assert response.status_code == 201, response.content
+    assert response.json()["warnings"] == ["line 3 (broken): RDKit cannot read the SMILES 'C1CC(('"]
+    assert Job.objects.get(pk=response.json()["id"]).params["ligands"] == 2
