@@ -49,7 +49,9 @@ class AffinityParams(serializers.Serializer):
         default=False, help_text="boltz's molecular weight correction of the affinity value."
     )
     record = serializers.RegexField(
-        RECORD, required=False, help_text="The name its files go by (default `job-<id>`)."
+        RECORD,
+        required=False,
+        help_text="The name its files go by (by default `job-` and the job's number).",
     )
 
 

@@ -302,7 +302,8 @@ class BoltzEngine(Engine):
             )
         files = self._check_structure(predictions / record_id, record_id, params)
 
-        provenance = dict(self.provenance)
+        # What ran, and how to run it again: the engine, and the seed and options it ran with.
+        provenance = {**self.provenance, "seed": params["seed"], "options": _options(params)}
         if record.affinity is not None:
             markers.progress(70, "predicting the affinity")
             self._predict_affinity(processed, predictions, params, job)
@@ -391,6 +392,8 @@ class BoltzEngine(Engine):
             markers.metric(0, key, float(figures[key]))
         provenance = {
             **self.provenance,
+            "seed": params["seed"],
+            "options": _options(params),
             "affinity_checkpoint": str(self.affinity_checkpoint),
             "affinity_checkpoint_sha256": self.affinity_sha256,
         }
@@ -748,6 +751,11 @@ def _version(package: str) -> str | None:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def _options(params: dict) -> dict:
+    """The engine options a job ran with (boltz's names), for its provenance."""
+    return {name: params[name] for name in (*DEFAULTS, "affinity_mw_correction") if name in params}
 
 
 def _predict_args(params: dict) -> dict:

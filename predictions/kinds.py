@@ -109,6 +109,9 @@ class PredictParams(serializers.Serializer):
     )
     sampling_steps_affinity = serializers.IntegerField(min_value=1, max_value=1000, default=200)
     diffusion_samples_affinity = serializers.IntegerField(min_value=1, max_value=25, default=5)
+    affinity_mw_correction = serializers.BooleanField(
+        default=False, help_text="boltz's molecular weight correction of the affinity value."
+    )
     record = serializers.RegexField(
         RECORD,
         required=False,
@@ -116,7 +119,7 @@ class PredictParams(serializers.Serializer):
             "The name boltz gives the prediction's files (`<record>_model_0.cif`, "
             "`confidence_<record>_model_0.json`, …), as `boltz predict` names them after the "
             "input file: `portal predict` sends the file's name without its suffix. Letters, "
-            "digits and `_.+-`, up to 100; default `job-<id>`."
+            "digits and `_.+-`, up to 100; by default `job-` and the job's number."
         ),
     )
 

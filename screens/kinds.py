@@ -139,6 +139,13 @@ class ScreenKind(ParentKind):
             if "target" in cleaned or "msa" in cleaned:
                 raise invalid("A poses screen takes its target from the structure upload.")
         ligands, notes = read_ligands(tables[0])
+        if cleaned["mode"] == "cofold" and cleaned["msa"] == "single":
+            notes.insert(
+                0,
+                "The target is predicted without an MSA (single sequence), with every ligand: "
+                "Boltz-2 is usually less accurate so. `msa: server` or `local` searches one, once "
+                "for all ligands.",
+            )
         cleaned["ligands"] = len(ligands)
         cleaned["notes"] = notes
         if "seed" not in cleaned:

@@ -180,7 +180,7 @@ def parser() -> argparse.ArgumentParser:
     c = commands.add_parser("download", help="download an artifact, or all as a ZIP")
     c.add_argument("job", type=int)
     c.add_argument("name", nargs="?", help="one artifact (default: the ZIP of all)")
-    c.add_argument("-o", "--output", type=Path, default=Path("."), help="file or directory")
+    c.add_argument("-o", "--output", default=".", help="file, or directory (one ending in /)")
     c.set_defaults(run=download)
     return top
 
@@ -194,6 +194,9 @@ def main(argv=None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `portal jobs | head`: the reader has what it wanted
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -245,16 +245,19 @@ class Portal:
 
     def download(self, job_id: int, dest=".", name: str | None = None, progress=True) -> Path:
         """Download one artifact (`name`) or all as the ZIP archive (no name) to `dest` (a file,
-        or a directory to put it in), streamed, with a progress bar. Each artifact's SHA-256 is
-        checked against the job's listing (in a ZIP, each member's); a mismatch raises
-        DigestMismatch and leaves nothing at `dest`. Answers the path written."""
+        or a directory to put it in: one that exists, or a path ending in `/`), streamed, with a
+        progress bar. Each artifact's SHA-256 is checked against the job's listing (in a ZIP,
+        each member's); a mismatch raises DigestMismatch and leaves nothing at `dest`. Answers
+        the path written."""
         job_id = int(job_id)
         listing = {a["name"]: a for a in self.artifacts(job_id)}
         if name is not None and name not in listing:
             raise PortalError("not_found", f"Job {job_id} has no artifact {name!r}.", 404)
         default = Path(name).name if name is not None else f"job-{job_id}.zip"
+        # A directory: one that exists, or a path written with a trailing slash (`-o out/`).
+        folder = str(dest).endswith(("/", os.sep)) or Path(dest).is_dir()
         dest = Path(dest)
-        target = dest / default if dest.is_dir() else dest
+        target = dest / default if folder else dest
         target.parent.mkdir(parents=True, exist_ok=True)
         path = (
             f"/api/v1/jobs/{job_id}/artifacts/{quote(name, safe='/')}"

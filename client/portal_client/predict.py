@@ -90,7 +90,6 @@ REFUSED = {
     "--api_key_header": "the pool's MSA server is the operator's",
     "--api_key_value": "the pool's MSA server is the operator's",
     "--method": "the portal predicts without a method condition",
-    "--affinity_mw_correction": "the portal's affinity runs without the weight correction",
     "--max_msa_seqs": "the pool reads boltz's default 8,192 rows of an MSA",
     "--subsample_msa": "the pool does not subsample MSAs (boltz's default)",
     "--num_subsampled_msa": "the pool does not subsample MSAs (boltz's default)",
@@ -356,6 +355,7 @@ def predict(portal: Portal, args, figures) -> int:
                 ids[path.resolve()] = portal.upload(project, path, progress=not args.quiet)["id"]
     params = {name: getattr(args, name) for name in OPTIONS}
     params["use_potentials"] = args.use_potentials
+    params["affinity_mw_correction"] = args.affinity_mw_correction
     if args.seed is not None:
         params["seed"] = args.seed
     if args.use_msa_server:
@@ -407,7 +407,11 @@ def follow_all(portal, jobs, inputs, out: Path, quiet: bool, figures) -> int:
         said = figures(ended)
         where = out / follower.item.results / "predictions" / record
         if ended["state"] == "succeeded":
-            print(f"{record} (job {job}): succeeded{f' ({said})' if said else ''} -> {where}")
+            seed = (ended.get("params") or {}).get("seed")
+            print(
+                f"{record} (job {job}, seed {seed}): succeeded{f' ({said})' if said else ''} "
+                f"-> {where}"
+            )
         else:
             failed += 1
             print(
@@ -491,8 +495,10 @@ def add_parser(commands) -> None:
     c.add_argument("--use_msa_server", action="store_true", help="MSAs from the pool's MSA server")
     c.add_argument("--use_potentials", action="store_true")
     c.add_argument("--override", action="store_true", help="predict records whose folder exists")
+    for flag in ("--write_full_pae", "--write_full_pde"):
+        c.add_argument(flag, action="store_true", help="Boltz-2 writes it anyway, as boltz")
     c.add_argument(
-        "--write_full_pae", action="store_true", help="Boltz-2 always writes it (as boltz)"
+        "--affinity_mw_correction", action="store_true", help="boltz's weight correction"
     )
     c.add_argument(
         "--model", choices=["boltz2"], default="boltz2", help="Boltz-2 (boltz1 is not on the pool)"

@@ -51,6 +51,9 @@ def test_an_artifact_and_the_archive_download_checked(
     one = portal.download(job.pk, tmp_path, name="samples/model_0.cif", progress=False)
     assert one == tmp_path / "model_0.cif" and one.read_bytes() == files["samples/model_0.cif"]
 
+    # A directory not there yet, written with a trailing slash, is made and written into.
+    into = portal.download(job.pk, f"{tmp_path}/new/", name="samples/model_0.cif", progress=False)
+    assert into == tmp_path / "new" / "model_0.cif" and into.read_bytes() == one.read_bytes()
     archive = portal.download(job.pk, tmp_path / "all.zip", progress=False)
     with zipfile.ZipFile(archive) as zf:
         assert {name: zf.read(name) for name in files} == files

@@ -1,6 +1,7 @@
 """`portal predict`: boltz's own inputs, options and output layout, on the pool (real nodes, the
 tiny model of tests/boltzkit.py, the real `boltz predict` for the reference)."""
 
+import json
 import os
 import signal
 import subprocess
@@ -109,6 +110,8 @@ def test_portal_predict_writes_what_boltz_predict_writes_in_its_layout_and_runs_
         "--seed",
         "7",
         *FAST,
+        # Flags that change nothing boltz writes are taken, as boltz takes them.
+        *("--write_full_pae", "--write_full_pde", "--num_workers", "2"),
         "--project",
         project.name,
         cwd=work,
@@ -125,7 +128,7 @@ def test_portal_predict_writes_what_boltz_predict_writes_in_its_layout_and_runs_
             boltz_cache, work / "inputs" / name, tmp_path / "B" / record, *extra, seed=7, cwd=work
         )
         got = tree(results / record)
-        assert got.pop("provenance.json")
+        assert json.loads(got.pop("provenance.json"))["seed"] == 7
         assert sorted(got) == sorted(tree(cli)), record
         for file, data in tree(cli).items():
             assert got[file] == data, f"{record}/{file}"
@@ -135,6 +138,7 @@ def test_portal_predict_writes_what_boltz_predict_writes_in_its_layout_and_runs_
     assert Upload.objects.filter(project=project, name="homologues.a3m").count() == 1
     # Each job's end is said with its figures.
     assert "affinity (job" in run.stdout and "binder probability" in run.stdout, run.stdout
+    assert "seed 7" in run.stdout
     jobs = set(Job.objects.filter(kind="predict").values_list("pk", flat=True))
     assert len(jobs) == len(INPUTS)
 
@@ -219,7 +223,7 @@ def test_a_portal_predict_cut_off_and_run_again_makes_no_job_twice(
     "args, files, said",
     [
         (["--cache", "/data/boltz"], {}, "--cache: not on the portal's pool"),
-        (["--affinity_mw_correction"], {}, "--affinity_mw_correction: not on the portal's pool"),
+        (["--subsample_msa"], {}, "--subsample_msa: not on the portal's pool"),
         (
             [],
             {"in/x.yaml": "sequences:\n  - protein: {id: A, sequence: MKT, msa: secret.txt}\n"},
