@@ -138,7 +138,9 @@ def portal(cache, paths, work) -> float:
             return states.count("succeeded") == len(ids)
 
         wait_for(done, 600, "the predictions")
-        return time.monotonic() - began
+        elapsed = time.monotonic() - began
+        phases(Job.objects.filter(pk__in=ids).order_by("pk")[1:])  # the first loads the engine
+        return elapsed
     finally:
         processes.stop()
         from django.db import connections
@@ -146,6 +148,47 @@ def portal(cache, paths, work) -> float:
         connections.close_all()
         if database:
             database[1]()
+
+
+# A warm job's way, each step marked by what the portal records: the job's own times, and when
+# the lines its engine printed reached the portal (`predictions/engine.py`'s progress lines).
+MARKS = [
+    ("placed", None),
+    ("started", None),
+    ("engine", "Boltz-2 engine pid="),
+    ("predicting", "predicting the structure"),
+    ("writing", "writing the results"),
+    ("done", "done"),
+    ("finished", None),
+]
+
+
+STEPS = list(zip(MARKS, MARKS[1:], strict=False))
+
+
+def phases(jobs) -> None:
+    """The median time of each step of the warm jobs, from the portal's records (each event is
+    stamped when the portal stored it, so a step's figure includes the node's batching of its
+    output: tens of milliseconds)."""
+    import statistics
+
+    rows = []
+    for job in jobs:
+        at = {"placed": job.placed_at, "started": job.started_at, "finished": job.finished_at}
+        for event in job.events.order_by("seq"):
+            text = event.data.get("line") or event.data.get("message") or ""
+            for name, start in MARKS:
+                if start and name not in at and text.startswith(start):
+                    at[name] = event.created_at
+        if all(name in at and at[name] for name, _ in MARKS):
+            rows.append([(at[b] - at[a]).total_seconds() for (a, _), (b, _) in STEPS])
+    if not rows:
+        print("(no warm job had every mark)")
+        return
+    print(f"\nwhere a warm job's time goes (median of {len(rows)} jobs, seconds):")
+    for i, ((a, _), (b, _)) in enumerate(STEPS):
+        print(f"  {a:>10} -> {b:<10} {statistics.median(r[i] for r in rows):7.3f}")
+    print(f"  {'placed':>10} -> {'finished':<10} {statistics.median(sum(r) for r in rows):7.3f}")
 
 
 def main():
