@@ -168,8 +168,8 @@ STEPS = list(zip(MARKS, MARKS[1:], strict=False))
 
 def phases(jobs) -> None:
     """The median time of each step of the warm jobs, from the portal's records (each event is
-    stamped when the portal stored it, so a step's figure includes the node's batching of its
-    output: tens of milliseconds)."""
+    stamped when the portal stored it: the node sends a job's output in batches, so steps
+    inside the engine's run show only where a batch ended), and the gap between two jobs."""
     import statistics
 
     rows = []
@@ -189,6 +189,16 @@ def phases(jobs) -> None:
     for i, ((a, _), (b, _)) in enumerate(STEPS):
         print(f"  {a:>10} -> {b:<10} {statistics.median(r[i] for r in rows):7.3f}")
     print(f"  {'placed':>10} -> {'finished':<10} {statistics.median(sum(r) for r in rows):7.3f}")
+    ordered = sorted(jobs, key=lambda job: job.started_at)
+    gaps = [
+        (after.placed_at - before.finished_at).total_seconds()
+        for before, after in zip(ordered, ordered[1:], strict=False)
+    ]
+    if gaps:
+        print(
+            f"  between two jobs on the slot (one finished -> the next placed): median "
+            f"{statistics.median(gaps):.3f}, max {max(gaps):.3f}"
+        )
 
 
 def main():
