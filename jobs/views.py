@@ -12,7 +12,7 @@ from rest_framework.exceptions import ValidationError
 from jobs.filters import JobFilter
 from jobs.forms import JobForm
 from jobs.kinds import get_kind, headline, registry
-from jobs.kinds.base import Page
+from jobs.kinds.base import Page, Runs
 from jobs.models import ACTIVE, State
 from jobs.selectors import jobs_visible_to, queue_place
 from jobs.services import job_submit_all
@@ -118,6 +118,15 @@ def job_list(request):
     )
 
 
+def children_label(job, kind) -> str:
+    """What a job's children are to it: a job that holds no slot runs as them (a campaign's
+    candidates, a screen's ligands); another job waits for them (its MSA search)."""
+    if kind is None or kind.runs != Runs.NO_SLOT:
+        return "Runs after"
+    count = job.children.count()
+    return f"Its {count} jobs (the first 20 here)" if count > 20 else "Its jobs"
+
+
 @login_required
 def job_detail(request, pk):
     job = jobs_visible_to(request.user).filter(pk=pk).first()
@@ -136,6 +145,7 @@ def job_detail(request, pk):
             "transitions": job.transitions.select_related("by"),
             "artifacts": job.artifacts.all(),
             "children": job.children.order_by("id")[:20],
+            "children_label": children_label(job, kind),
             # The kind's own parts of the page, if it has any.
             "page": kind.page if kind else Page(),
             "can_cancel": membership.allows(Role.EDITOR) and not job.is_finished,

@@ -9,6 +9,7 @@ import json
 import pytest
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 
 from jobs.models import Job, State
 from screens.screening import advance
@@ -109,6 +110,11 @@ def test_a_cofold_screen_ranks_its_ligands_by_their_predictions_affinity(
     assert [t["name"] for t in table] == [r["name"] for r in ranking]
     assert json.loads(artifact(job, "screen.json"))["scored"] == 3
     assert f"rank-01_{ranking[0]['name']}.cif" in set(job.artifacts.values_list("name", flat=True))
+    # Its page lists its ligands' jobs as its own, not as jobs it waits for.
+    client = Client()
+    client.force_login(alice)
+    page = client.get(f"/jobs/{job.pk}/").content.decode()
+    assert "Its jobs: " in page and "Runs after" not in page
 
 
 def test_a_poses_screen_scores_each_pose_with_the_affinity_model(
