@@ -18,14 +18,12 @@ candidate's input, so it is computed once and read by every prediction.
 """
 
 import csv
-import hashlib
 import io
 import json
 import logging
 import random
 
 import numpy as np
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
@@ -36,10 +34,9 @@ from designs.models import Candidate
 from jobs.kinds.base import Child
 from jobs.lifecycle import events_append
 from jobs.models import ACTIVE, Artifact, Job, State
-from jobs.services import job_add_children, job_conclude
+from jobs.services import artifact_stored, job_add_children, job_conclude
 from msa import protocol as msa
 from portal.errors import PortalError
-from portal.uploads.services import upload_create
 from predictions.kinds import PredictKind
 from predictions.results import record_name
 
@@ -137,35 +134,22 @@ class Step:
     def target_msa(self):
         """The upload id of the target's MSA; None for single sequence; False while it is
         being searched. Ends the campaign if the search failed."""
-        source = self.params["msa"]
-        if source == "single":
-            return None
-        search_job = msa.searches(self.campaign).first()
-        if search_job is None:
-            job_add_children(
-                parent=self.campaign,
-                children=[
-                    msa.search([(TARGET, self.params["target"])], source, "MSA of the target")
-                ],
+        first = not msa.searches(self.campaign).exists()
+        try:
+            found = msa.searched_upload(
+                self.campaign,
+                TARGET,
+                self.params["target"],
+                self.params["msa"],
+                f"design-{self.campaign.pk}-target",
             )
-            self.say(f"The target's MSA: searched ({source}) before the first generation")
-            return False
-        if search_job.state in ACTIVE:
-            return False
-        if search_job.state != State.SUCCEEDED:
-            raise Ended(
-                State.FAILED,
-                f"the target's MSA (job {search_job.pk}) {search_job.state}",
-                search_job.error,
+        except msa.SearchFailed as failed:
+            raise Ended(State.FAILED, str(failed), failed.search_job.error) from None
+        if first and found is False:
+            self.say(
+                f"The target's MSA: searched ({self.params['msa']}) before the first generation"
             )
-        artifact = msa.found(self.campaign, chain=TARGET).get()
-        with default_storage.open(artifact.storage_key, "rb") as f:
-            data = f.read()
-        kind = "csv" if artifact.name.endswith(".csv") else "a3m"
-        file = ContentFile(data, name=f"design-{self.campaign.pk}-target.{kind}")
-        file.sha256, file.kind = hashlib.sha256(data).hexdigest(), kind
-        upload, _ = upload_create(project=self.campaign.project, by=self.campaign.owner, file=file)
-        return upload.pk
+        return found
 
     # --- candidates ----------------------------------------------------------------------
     def rng(self, generation: int) -> random.Random:
@@ -429,8 +413,8 @@ def results(campaign: Job) -> list[dict]:
         "ended_at": timezone.now().isoformat(),
     }
     artifacts = [
-        _store(campaign, "candidates.csv", table.getvalue().encode()),
-        _store(campaign, "campaign.json", json.dumps(provenance, indent=2).encode()),
+        artifact_stored(campaign, "candidates.csv", table.getvalue().encode()),
+        artifact_stored(campaign, "campaign.json", json.dumps(provenance, indent=2).encode()),
     ]
     for position, c in enumerate(ranked[:TOP_STRUCTURES], start=1):
         for structure in c.job.artifacts.filter(
@@ -450,13 +434,3 @@ def results(campaign: Job) -> list[dict]:
 
 def _figure(value) -> str:
     return "" if value is None else f"{value:.4f}"
-
-
-def _store(campaign: Job, name: str, data: bytes) -> dict:
-    key = default_storage.save(f"artifacts/{campaign.pk}/0/{name}", ContentFile(data))
-    return {
-        "name": name,
-        "size": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "storage_key": key,
-    }

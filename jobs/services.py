@@ -349,6 +349,21 @@ def job_add_children(*, parent: Job, children: list) -> list[Job]:
     return made
 
 
+def artifact_stored(job: Job, name: str, data: bytes) -> dict:
+    """Bytes a job's app made for it (a ranking, its parameters), stored as one of its
+    artifacts-to-be: what `job_conclude` takes."""
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    key = default_storage.save(f"artifacts/{job.pk}/0/{name}", ContentFile(data))
+    return {
+        "name": name,
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "storage_key": key,
+    }
+
+
 def job_conclude(
     *, job_id: int, state: str, reason: str, error: str = "", artifacts: Iterable[dict] = ()
 ) -> bool:

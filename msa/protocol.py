@@ -48,3 +48,48 @@ def found(job: Job, chain: str | None = None):
     if chain is not None:
         files = files.filter(name__in=[file_name(chain, paired) for paired in (False, True)])
     return files
+
+
+class SearchFailed(Exception):
+    """A parent job's search ended without its MSA (`search_job`: the search)."""
+
+    def __init__(self, search_job: Job):
+        super().__init__(f"the target's MSA (job {search_job.pk}) {search_job.state}")
+        self.search_job = search_job
+
+
+def searched_upload(parent: Job, chain: str, sequence: str, source: str, name: str):
+    """For a job that holds no slot and predicts one chain against many partners (a design
+    campaign's target, a screen's): the upload id of that chain's MSA, searched once by a
+    child `msa` job and stored as an upload of the project (`name`), so every prediction names
+    it. None for single sequence; False while it is searched (the search submitted now if it
+    was not); SearchFailed if it ended without one."""
+    import hashlib
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from jobs.models import ACTIVE
+    from jobs.services import job_add_children
+    from portal.uploads.services import upload_create
+
+    if source == "single":
+        return None
+    search_job = searches(parent).first()
+    if search_job is None:
+        job_add_children(
+            parent=parent, children=[search([(chain, sequence)], source, "MSA of the target")]
+        )
+        return False
+    if search_job.state in ACTIVE:
+        return False
+    if search_job.state != State.SUCCEEDED:
+        raise SearchFailed(search_job)
+    artifact = found(parent, chain=chain).get()
+    with default_storage.open(artifact.storage_key, "rb") as f:
+        data = f.read()
+    kind = "csv" if artifact.name.endswith(".csv") else "a3m"
+    file = ContentFile(data, name=f"{name}.{kind}")
+    file.sha256, file.kind = hashlib.sha256(data).hexdigest(), kind
+    upload, _ = upload_create(project=parent.project, by=parent.owner, file=file)
+    return upload.pk

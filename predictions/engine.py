@@ -268,11 +268,9 @@ class BoltzEngine(Engine):
         else:
             self.run_prediction(request, job)
 
-    def run_prediction(self, request: dict, job) -> None:
-        from pytorch_lightning import seed_everything
-
-        params = {**DEFAULTS, **request["params"]}
-        record_id = request["record"]
+    def _begin(self, request: dict) -> tuple[dict, str, Path]:
+        """A job's start, whatever it asks: its options over boltz's defaults, its record's
+        name, and an empty work folder; the engine says who it is and how many jobs it ran."""
         self.jobs += 1
         print(
             f"Boltz-2 engine pid={os.getpid()} loads={self.loads} jobs={self.jobs} "
@@ -282,6 +280,12 @@ class BoltzEngine(Engine):
         work = Path(request["work"])
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
+        return {**DEFAULTS, **request["params"]}, request["record"], work
+
+    def run_prediction(self, request: dict, job) -> None:
+        from pytorch_lightning import seed_everything
+
+        params, record_id, work = self._begin(request)
         # The document the job stored, as the YAML boltz reads.
         data = work / f"{record_id}.yaml"
         data.write_text(yaml.safe_dump(request["document"], sort_keys=False))
@@ -344,17 +348,7 @@ class BoltzEngine(Engine):
 
         from predictions import complexes
 
-        params = {**DEFAULTS, **request["params"]}
-        record_id = request["record"]
-        self.jobs += 1
-        print(
-            f"Boltz-2 engine pid={os.getpid()} loads={self.loads} jobs={self.jobs} "
-            f"device={self.device}",
-            flush=True,
-        )
-        work = Path(request["work"])
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
+        params, record_id, work = self._begin(request)
         data = work / f"{record_id}.yaml"
         data.write_text(yaml.safe_dump(request["document"], sort_keys=False))
 

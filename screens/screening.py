@@ -16,7 +16,6 @@ import json
 import logging
 
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F, Window
 from django.db.models.functions import RowNumber
@@ -25,7 +24,7 @@ from django.utils import timezone
 from jobs.kinds.base import Child
 from jobs.lifecycle import events_append
 from jobs.models import ACTIVE, Job, State
-from jobs.services import job_add_children, job_conclude
+from jobs.services import artifact_stored, job_add_children, job_conclude
 from msa import protocol as msa
 from portal.errors import PortalError
 from portal.uploads.services import upload_create
@@ -131,35 +130,23 @@ class Step:
     def target_msa(self):
         """cofold: the upload id of the target's MSA; None for single sequence (or poses);
         False while it is searched. Ends the screen if the search failed."""
-        source = self.params.get("msa", "single")
-        if self.params["mode"] != "cofold" or source == "single":
+        if self.params["mode"] != "cofold":
             return None
-        search_job = msa.searches(self.screen).first()
-        if search_job is None:
-            job_add_children(
-                parent=self.screen,
-                children=[
-                    msa.search([(TARGET, self.params["target"])], source, "MSA of the target")
-                ],
+        source = self.params.get("msa", "single")
+        first = not msa.searches(self.screen).exists()
+        try:
+            found = msa.searched_upload(
+                self.screen,
+                TARGET,
+                self.params["target"],
+                source,
+                f"screen-{self.screen.pk}-target",
             )
+        except msa.SearchFailed as failed:
+            raise Ended(State.FAILED, str(failed), failed.search_job.error) from None
+        if first and found is False:
             self.say(f"The target's MSA: searched ({source}) once, before the ligands")
-            return False
-        if search_job.state in ACTIVE:
-            return False
-        if search_job.state != State.SUCCEEDED:
-            raise Ended(
-                State.FAILED,
-                f"the target's MSA (job {search_job.pk}) {search_job.state}",
-                search_job.error,
-            )
-        artifact = msa.found(self.screen, chain=TARGET).get()
-        with default_storage.open(artifact.storage_key, "rb") as f:
-            data = f.read()
-        kind = "csv" if artifact.name.endswith(".csv") else "a3m"
-        file = ContentFile(data, name=f"screen-{self.screen.pk}-target.{kind}")
-        file.sha256, file.kind = hashlib.sha256(data).hexdigest(), kind
-        upload, _ = upload_create(project=self.screen.project, by=self.screen.owner, file=file)
-        return upload.pk
+        return found
 
     def submit(self, target_msa) -> None:
         """The next ligands without a child get one (each alone: one boltz refuses is
@@ -280,8 +267,8 @@ def results(screen: Job) -> list[dict]:
         "ended_at": timezone.now().isoformat(),
     }
     artifacts = [
-        _store(screen, "ligands.csv", table.getvalue().encode()),
-        _store(screen, "screen.json", json.dumps(summary, indent=2).encode()),
+        artifact_stored(screen, "ligands.csv", table.getvalue().encode()),
+        artifact_stored(screen, "screen.json", json.dumps(summary, indent=2).encode()),
     ]
     scored = [r for r in rows if r.affinity_pred_value is not None and r.job is not None]
     for position, ligand in enumerate(scored[:TOP_STRUCTURES], start=1):
@@ -303,13 +290,3 @@ def results(screen: Job) -> list[dict]:
 
 def _figure(value) -> str:
     return "" if value is None else f"{value:.4f}"
-
-
-def _store(screen: Job, name: str, data: bytes) -> dict:
-    key = default_storage.save(f"artifacts/{screen.pk}/0/{name}", ContentFile(data))
-    return {
-        "name": name,
-        "size": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "storage_key": key,
-    }
