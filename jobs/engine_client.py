@@ -262,29 +262,67 @@ class EngineRun:
                 self.path.unlink()
 
 
-def make_room(kind, slot: int, gpu: int | None, needed: int | None, total: int | None):
-    """Stop the slot's idle engines of other kinds when a job of `kind` cannot fit beside them:
-    its memory estimate (`needed`) does not fit the GPU (`total`) with theirs, or it has no
-    estimate. Yields a line for the job's log per engine stopped. An engine on a CPU slot
-    holds no GPU memory, and stays."""
+def make_room(kind, slot: int, gpu: int | None, needed: int | None, total: int | None, others):
+    """Stop idle engines on the job's GPU that it needs the memory of. `others` are the other
+    jobs placed on that GPU, lane (slot) → memory estimate: their lanes' engines stay, and so
+    does the job's own lane's engine for its engine class. Of the rest, idle ones are stopped
+    (the job's own lane's first, then other lanes' of other engine classes) until the job's
+    estimate (`needed`) fits the GPU (`total`) beside what stays (with PORTAL_GPU_HEADROOM
+    when it shares the GPU); all of them for a job without an estimate. Yields a line for
+    the job's log per engine stopped. An engine on a CPU slot holds no GPU memory, and stays.
+
+    An engine that took a job since it was read is not stopped (see jobs/engine_server.py: an
+    engine told to stop while it runs a job ends after it)."""
     if gpu is None:
         return
     node = settings.PORTAL_NODE_NAME or "local"
-    others = [
-        e
-        for e in warm_engines(engines_dir(node))
-        if e["slot"] == slot and e["kind"] != kind.name and e["state"] == "idle"
-    ]
-    held = sum(e.get("memory") or 0 for e in others)
-    if not others or (needed and total and needed + held <= total):
-        return
-    for engine in others:
+    engine = getattr(kind, "engine", None)
+    engines = [e for e in warm_engines(engines_dir(node)) if e.get("gpu") == gpu]
+
+    def held(e) -> int:
+        return e.get("memory") or 0
+
+    def stays(e) -> bool:
+        return e["slot"] in others or (e["slot"] == slot and e["engine"] == engine)
+
+    staying = [e for e in engines if stays(e)]
+    idle = sorted(
+        (e for e in engines if not stays(e) and e["state"] == "idle"),
+        key=lambda e: (e["slot"] != slot, e["engine"] == engine, e["slot"]),
+    )
+    busy = [e for e in engines if not stays(e) and e["state"] != "idle"]
+    own = sum(held(e) for e in staying if e["slot"] == slot)
+    lanes = sum(
+        max(estimate or 0, sum(held(e) for e in staying if e["slot"] == lane))
+        for lane, estimate in others.items()
+    )
+    headroom = settings.PORTAL_GPU_HEADROOM if others else 0
+
+    def fits(remaining) -> bool:
+        rest = sum(held(e) for e in (*remaining, *busy))
+        return bool(needed and total) and lanes + rest + max(needed, own) + headroom <= total
+
+    stopping = []
+    while idle and not fits(idle):
+        stopping.append(idle.pop(0))
+    for found in stopping:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(engine["pid"], signal.SIGTERM)
+            os.killpg(found["pid"], signal.SIGTERM)
     deadline = time.monotonic() + settings.PORTAL_JOB_KILL_GRACE
-    for engine in others:
-        while alive(engine["pid"]) and time.monotonic() < deadline:
+    for found in stopping:
+        while alive(found["pid"]) and time.monotonic() < deadline:
             time.sleep(0.05)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(engine["pid"], signal.SIGKILL)
-        yield f"stopped the idle {engine['kind']} engine on this GPU to make room"
+        if alive(found["pid"]) and _still_idle(found):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(found["pid"], signal.SIGKILL)
+        lane = "" if found["slot"] == slot else f" (slot {found['slot']})"
+        yield f"stopped the idle {found['kind']} engine on this GPU{lane} to make room"
+
+
+def _still_idle(engine: dict) -> bool:
+    """Whether an engine's status file still says it is idle (not running a job it took)."""
+    node = settings.PORTAL_NODE_NAME or "local"
+    for found in warm_engines(engines_dir(node)):
+        if found["pid"] == engine["pid"]:
+            return found["state"] == "idle"
+    return False

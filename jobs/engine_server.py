@@ -175,8 +175,10 @@ def serve(args) -> None:
         gpu=args.gpu,
         identity=args.identity,
     )
-    # A stopped engine (idle, evicted, its node gone) takes its status file with it.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # A stopped engine (idle, evicted, its node gone) takes its status file with it; one told
+    # to stop while it runs a job (another lane's runner making room as this one took a job)
+    # ends after that job.
+    signal.signal(signal.SIGTERM, _stop_when_idle)
     status.write("loading")
     try:
         print(f"engine {args.engine} loading on slot {args.slot} (pid {os.getpid()})", flush=True)
@@ -191,6 +193,17 @@ def serve(args) -> None:
         _listen(engine, socket_path, status, args.idle, args.node_pid or None)
     finally:
         status.remove()
+
+
+_serving = threading.Event()
+_stop_after_job = threading.Event()
+
+
+def _stop_when_idle(*_) -> None:
+    if _serving.is_set():
+        _stop_after_job.set()
+    else:
+        sys.exit(0)
 
 
 def _listen(engine, socket_path: Path, status: _Status, idle_seconds, node_pid) -> None:
@@ -215,11 +228,16 @@ def _listen(engine, socket_path: Path, status: _Status, idle_seconds, node_pid) 
                     print("the node process is gone; exiting", flush=True)
                     return
                 continue
+            _serving.set()
             status.write("busy", engine.memory_held())
             # Idle again before the runner hears the job ended: the slot's next job may start
             # at once, and reads the status to see what memory it must make room for.
             with connection:
                 _serve_one(engine, connection, lambda: status.write("idle", engine.memory_held()))
+            _serving.clear()
+            if _stop_after_job.is_set():
+                print("engine asked to stop during a job; exiting after it", flush=True)
+                return
             idle_since = time.monotonic()
     finally:
         server.close()

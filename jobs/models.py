@@ -88,6 +88,9 @@ class Job(models.Model):
 
     # Bytes of GPU memory the job needs, as its kind estimated at submission (None: unknown).
     gpu_memory = models.BigIntegerField(null=True, blank=True)
+    # Whether the job must have its GPU to itself although its kind shares one: it ran out of
+    # GPU memory beside other jobs once (jobs/runner.py), and runs again alone.
+    gpu_alone = models.BooleanField(default=False)
     # Engines (as nodes report them) this job needs of its node beyond its kind's, decided at
     # submission from its parameters: a search in a local database needs a node with it.
     needs = models.JSONField(default=list, blank=True)

@@ -49,6 +49,7 @@ class Waiting:
     placement: int
     time_limit: int
     gpu_memory: int | None
+    gpu_alone: bool
     needs: list[str]
 
     @property
@@ -83,46 +84,135 @@ def fair_order(jobs: list[Job], placed_per_owner: Counter, last_placed: dict) ->
     return [job for _, job in sorted(keyed, key=lambda pair: pair[0])]
 
 
-def _fits(kind, slot: dict, needed: int | None, node_has_gpus: bool) -> bool:
-    """Whether the slot can take the job: the kind's GPU rule, and a job with a memory estimate
-    only on a GPU that large (or, where a node has no GPU at all, on its CPU slots)."""
+def engine_of(kind) -> str | None:
+    """The engine class a kind's jobs run in (two kinds may share one: a prediction's and an
+    affinity job's), as the node reports its warm engines; None for a kind without one."""
+    return getattr(kind, "engine", None) or None
+
+
+def runs_alone(kind, gpu_memory: int | None, gpu_alone: bool) -> bool:
+    """Whether a job must have its GPU to itself: its kind does not share a GPU, it has no
+    memory estimate to share by, or it ran out of memory beside others once."""
+    return not kind.shares_gpu or not gpu_memory or bool(gpu_alone)
+
+
+@dataclass(slots=True)
+class Lane:
+    """A job placed on a GPU's lane: its slot, and what it takes of the GPU."""
+
+    slot: int
+    memory: int  # its estimate, 0 if none
+    alone: bool
+
+
+class GpuUse:
+    """What the pool's GPUs hold in one placement pass: the jobs placed on each GPU's lanes,
+    and the memory the engines warm on each lane hold (as the nodes last reported them)."""
+
+    def __init__(self, nodes: list[Node], placed_jobs: list[dict]):
+        self.slots = {node.pk: node.slots() for node in nodes}
+        self.busy: dict[tuple[int, int], list[Lane]] = {}
+        self.held = {
+            (node_id, slot["slot"]): slot["warm"]
+            for node_id, slots in self.slots.items()
+            for slot in slots
+        }
+        for row in placed_jobs:
+            kind = get_kind(row["kind"])
+            if row["gpu"] is not None:
+                alone = kind is None or runs_alone(kind, row["gpu_memory"], row["gpu_alone"])
+                self.add(row["node_id"], row["gpu"], row["slot"], row["gpu_memory"], alone)
+
+    def add(self, node_id: int, gpu: int, slot: int, memory: int | None, alone: bool) -> None:
+        self.busy.setdefault((node_id, gpu), []).append(Lane(slot, memory or 0, alone))
+
+    def lanes_busy(self, node_id: int, gpu: int) -> list[Lane]:
+        return self.busy.get((node_id, gpu), [])
+
+    def in_use(self, node_id: int, gpu: int) -> int:
+        """Memory the GPU's placed jobs take: on each of their lanes, the job's estimate or
+        what the lane's engines hold, whichever is more (an estimate counts the model too)."""
+        return sum(
+            max(lane.memory, sum(self.held.get((node_id, lane.slot), {}).values()))
+            for lane in self.lanes_busy(node_id, gpu)
+        )
+
+    def idle_held(self, node: Node, slot: dict, engine: str | None) -> int:
+        """Memory held on the GPU by engines no placed job uses, the slot's engine for the
+        job's own engine class aside: what `make_room` (jobs/engine_client.py) would stop."""
+        busy = {lane.slot for lane in self.lanes_busy(node.pk, slot["gpu"])}
+        return sum(
+            held
+            for other in self.slots[node.pk]
+            if other["gpu"] == slot["gpu"] and other["slot"] not in busy
+            for name, held in other["warm"].items()
+            if not (other["slot"] == slot["slot"] and name == engine)
+        )
+
+
+def _fits(kind, job, node: Node, slot: dict, use: GpuUse) -> bool:
+    """Whether the slot can take the job: the kind's GPU rule; a job with a memory estimate
+    only on a GPU that large (or, where a node has no GPU at all, on its CPU slots); and on a
+    GPU other jobs run on, only a job that shares, beside jobs that share, whose estimate fits
+    with theirs and PORTAL_GPU_HEADROOM (the engine warm on the lane counting as its own)."""
+    needed = job.gpu_memory
     if kind.gpu == "required" and slot["gpu"] is None:
         return False
     if kind.gpu == "none" and slot["gpu"] is not None:
         return False
-    if needed and slot["gpu"] is None and node_has_gpus:
+    if slot["gpu"] is None:
+        return not (needed and node.gpus)
+    total = slot["memory"] or 0
+    if needed and total < needed:
         return False
-    if needed and slot["gpu"] is not None and (slot["memory"] or 0) < needed:
+    busy = use.lanes_busy(node.pk, slot["gpu"])
+    if not busy:
+        return True
+    if runs_alone(kind, needed, job.gpu_alone) or any(lane.alone for lane in busy):
         return False
-    return True
+    own = slot["warm"].get(engine_of(kind), 0)
+    in_use = use.in_use(node.pk, slot["gpu"])
+    return in_use + max(needed, own) + settings.PORTAL_GPU_HEADROOM <= total
 
 
-def _crowded(kind, slot: dict, needed: int | None) -> bool:
-    """Whether the job would not fit beside the engines of other kinds warm on the slot's GPU
-    (their memory counts as used), so that the runner would have to stop them first (see
-    jobs/engine_client.py: `make_room`). Without an estimate, any such engine is in the way."""
-    others = sum(held for name, held in slot["warm"].items() if name != kind.name)
-    if slot["gpu"] is None or not others:
+def _crowded(kind, job, node: Node, slot: dict, use: GpuUse) -> bool:
+    """Whether the job would fit only once idle engines on its GPU are stopped (their memory
+    counts as used; see jobs/engine_client.py: `make_room`). Without an estimate, any such
+    engine holding memory is in the way."""
+    if slot["gpu"] is None:
         return False
-    return not needed or needed + others > (slot["memory"] or 0)
-
-
-def choose_slot(kind, job: Job, nodes: list[Node], free: dict[int, list[dict]]):
-    """The best free slot for a job: a GPU first when the kind can use one; then a slot whose
-    engine for the kind is warm; then one where the job fits beside the warm engines of other
-    kinds; then the node with most free slots (jobs spread over the pool)."""
+    idle = use.idle_held(node, slot, engine_of(kind))
+    if not idle:
+        return False
     needed = job.gpu_memory
+    if not needed:
+        return True
+    busy = use.lanes_busy(node.pk, slot["gpu"])
+    own = slot["warm"].get(engine_of(kind), 0)
+    headroom = settings.PORTAL_GPU_HEADROOM if busy else 0
+    in_use = use.in_use(node.pk, slot["gpu"])
+    return in_use + idle + max(needed, own) + headroom > (slot["memory"] or 0)
+
+
+def choose_slot(kind, job: Job, nodes: list[Node], free: dict[int, list[dict]], use: GpuUse):
+    """The best free slot for a job: a GPU first when the kind can use one; then a slot whose
+    engine for the kind is warm; then one where the job fits without stopping idle engines;
+    then a GPU running fewer jobs (jobs spread over the GPUs before they share one); then the
+    node with most free slots (jobs spread over the pool)."""
+    engine = engine_of(kind)
     best = None
     for node in nodes:
-        if not all(node.can_run(engine) for engine in (*kind.requires, *job.needs)):
+        if not all(node.can_run(name) for name in (*kind.requires, *job.needs)):
             continue
         for slot in free[node.pk]:
-            if not _fits(kind, slot, needed, bool(node.gpus)):
+            if not _fits(kind, job, node, slot, use):
                 continue
+            sharing = len(use.lanes_busy(node.pk, slot["gpu"])) if slot["gpu"] is not None else 0
             rank = (
                 slot["gpu"] is None,
-                kind.name not in slot["warm"],
-                _crowded(kind, slot, needed),
+                engine not in slot["warm"],
+                _crowded(kind, job, node, slot, use),
+                sharing,
                 -len(free[node.pk]),
                 node.name,
                 slot["slot"],
@@ -194,7 +284,8 @@ def _place(per_user: int, freed: FreedSlot | None) -> tuple[int, tuple[int, int]
         return 0, None
     placed_jobs = sql.jobs_placed([State.QUEUED, State.RUNNING])
     occupied = {(j["node_id"], j["slot"]) for j in placed_jobs}
-    free = {n.pk: [s for s in n.slots() if (n.pk, s["slot"]) not in occupied] for n in nodes}
+    use = GpuUse(nodes, placed_jobs)
+    free = {n.pk: [s for s in use.slots[n.pk] if (n.pk, s["slot"]) not in occupied] for n in nodes}
     slots_free = sum(len(slots) for slots in free.values())
     if not slots_free:
         return 0, None
@@ -213,12 +304,15 @@ def _place(per_user: int, freed: FreedSlot | None) -> tuple[int, tuple[int, int]
                 Job(pk=job.pk), State.FAILED, reason=f"this portal no longer runs '{job.kind}' jobs"
             )
             continue
-        choice = choose_slot(kind, job, nodes, free)
+        choice = choose_slot(kind, job, nodes, free, use)
         if choice is None:
             continue
         node, slot = choice
         if claim(job, node, slot):
             placed += 1
+            if slot["gpu"] is not None:
+                alone = runs_alone(kind, job.gpu_memory, job.gpu_alone)
+                use.add(node.pk, slot["gpu"], slot["slot"], job.gpu_memory, alone)
             log.info("job %s placed on %s slot %s", job.pk, node.name, slot["slot"])
             if (
                 freed is not None

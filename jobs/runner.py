@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 import queue
+import re
 import shutil
 import signal
 import time
@@ -52,6 +53,10 @@ POLL_SECONDS = 0.5
 ENDED = ".ended"
 
 
+# How an engine's error says a job ran out of GPU memory: torch's OutOfMemoryError ("CUDA out
+# of memory. Tried to allocate ..."), or boltz's own catch of it (predictions/engine.py).
+OUT_OF_MEMORY = re.compile(r"OutOfMemoryError|out of memory", re.IGNORECASE)
+
 # An outcome's state for a run that is no longer the job's (its placement was superseded, or
 # the job was requeued meanwhile): nothing of it is stored.
 SUPERSEDED = "superseded"
@@ -68,6 +73,7 @@ class Outcome:
     by: object = None
     artifacts: list[dict] = field(default_factory=list)
     events: list[dict] = field(default_factory=list)
+    alone: bool = False  # back in the queue to have a GPU to itself
 
 
 def _duration(seconds: float) -> str:
@@ -123,11 +129,20 @@ class JobRun:
         raise RuntimeError(f"a {self.kind.name} job holds no slot and is not run by a node")
 
     def make_room(self, context: RunContext) -> None:
-        """Idle engines of other kinds on this GPU go if the job needs their memory."""
+        """Idle engines on this GPU go if the job needs their memory (not those of the lanes
+        other jobs are placed on)."""
         slot = next(s for s in self.job.node.slots() if s["slot"] == context.slot)
-        for line in make_room(
-            self.kind, context.slot, context.gpu, self.job.gpu_memory, slot["memory"]
-        ):
+        others = dict(
+            Job.objects.filter(
+                node_id=self.job.node_id,
+                gpu=context.gpu,
+                state__in=[State.QUEUED, State.RUNNING],
+            )
+            .exclude(pk=self.job.pk)
+            .values_list("slot", "gpu_memory")
+        )
+        needed = self.job.gpu_memory
+        for line in make_room(self.kind, context.slot, context.gpu, needed, slot["memory"], others):
             self.add({"type": "log", "line": line})
 
     def fetch_inputs(self) -> list[Input]:
@@ -210,6 +225,13 @@ class JobRun:
         if code == 0:
             return Outcome(State.SUCCEEDED, "finished")
         tail = "\n".join(self.tail[-20:])
+        if process.error and self.out_of_memory_beside_others(process.error):
+            return Outcome(
+                State.QUEUED,
+                f"it ran out of GPU memory on a GPU it shared ({process.error}); back in the "
+                "queue once, to run with the GPU to itself",
+                alone=True,
+            )
         if process.error:
             # An engine's own error (its load failed, or the job raised in it), or the error
             # of a runner kind's work.
@@ -217,6 +239,16 @@ class JobRun:
         if code is not None and code < 0:
             return Outcome(State.FAILED, f"was killed by {signal.Signals(-code).name}", tail)
         return Outcome(State.FAILED, f"exited with code {code}", tail)
+
+    def out_of_memory_beside_others(self, error: str) -> bool:
+        """Whether the run failed for GPU memory where it may have shared its GPU: then it
+        runs again alone, once (a job that still runs out of memory alone fails)."""
+        return (
+            self.job.gpu is not None
+            and self.kind.shares_gpu
+            and not self.job.gpu_alone
+            and OUT_OF_MEMORY.search(error) is not None
+        )
 
     def check(self, started: float, last_output: float, now: float) -> Outcome | None:
         """Why to stop the run now, if at all, from the job's row and the clock."""
@@ -381,7 +413,7 @@ def conclude(run: JobRun, outcome: Outcome) -> None:
         if not events or events_append(
             job_id=job.pk, placement=run.placement, events=events, durable=False
         ):
-            job_requeue(job=job, reason=outcome.reason)
+            job_requeue(job=job, reason=outcome.reason, alone=outcome.alone)
     else:
         job_finish(
             job_id=job.pk,

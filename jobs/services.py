@@ -498,15 +498,20 @@ def job_set_priority(*, job: Job, priority: str, by) -> Job:
     return job
 
 
-def job_requeue(*, job: Job, reason: str, by=None, counts_as_attempt: bool = False) -> bool:
+def job_requeue(
+    *, job: Job, reason: str, by=None, counts_as_attempt: bool = False, alone: bool = False
+) -> bool:
     """Put a placed or running job back in the queue (its node died, restarted, was taken out
     of service, or an operator asked). A run lost mid-way counts as an attempt when
-    `counts_as_attempt`; after the last attempt the job fails instead."""
+    `counts_as_attempt`; after the last attempt the job fails instead. `alone`: the job runs
+    again with a GPU to itself (it ran out of memory on a GPU it shared)."""
     with transaction.atomic():
         current = Job.objects.select_for_update().filter(pk=job.pk).first()
         if current is None:
             return False
         unplace = {"node": None, "slot": None, "gpu": None, "placed_at": None, "node_boot_id": ""}
+        if alone:
+            unplace["gpu_alone"] = True
         if current.state == State.QUEUED and current.node_id is not None:
             Job.objects.filter(pk=job.pk).update(**unplace)
             say(current, f"placed again: {reason}")

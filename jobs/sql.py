@@ -71,14 +71,19 @@ def _for_update(alias: str) -> str:
 
 
 def jobs_placed(states: list[str]) -> list[dict]:
-    """`node_id`, `slot` and `owner_id` of every placed job in one of these states."""
+    """Where every placed job in one of these states is and what it takes there: `node_id`,
+    `slot`, `gpu`, `owner_id`, `kind`, `gpu_memory`, `gpu_alone`."""
     from jobs.models import Job
 
-    return _rows(
-        f"SELECT node_id, slot, owner_id FROM {_table(Job)} WHERE node_id IS NOT NULL "
+    found = _rows(
+        f"SELECT node_id, slot, gpu, owner_id, kind, gpu_memory, gpu_alone FROM {_table(Job)} "
+        "WHERE node_id IS NOT NULL "
         f"AND state IN ({', '.join(['%s'] * len(states))})",
         states,
     )
+    for row in found:
+        row["gpu_alone"] = bool(row["gpu_alone"])  # SQLite's 0 or 1
+    return found
 
 
 def jobs_waiting(state: str, per_user: int) -> list[dict]:
@@ -86,7 +91,10 @@ def jobs_waiting(state: str, per_user: int) -> list[dict]:
     a placement pass needs of each (no model instances: a pass reads many)."""
     from jobs.models import Job
 
-    listed = "id, kind, owner_id, priority, queued_at, placement, time_limit, gpu_memory, needs"
+    listed = (
+        "id, kind, owner_id, priority, queued_at, placement, time_limit, gpu_memory, gpu_alone, "
+        "needs"
+    )
     found = _rows(
         f"SELECT {listed} FROM (SELECT {listed}, ROW_NUMBER() OVER (PARTITION BY owner_id, "
         f"priority ORDER BY queued_at, id) AS turn FROM {_table(Job)} "
@@ -96,6 +104,7 @@ def jobs_waiting(state: str, per_user: int) -> list[dict]:
     for row in found:
         row["queued_at"] = _value(Job, "queued_at", row["queued_at"])
         row["needs"] = _value(Job, "needs", row["needs"])
+        row["gpu_alone"] = bool(row["gpu_alone"])
     return found
 
 

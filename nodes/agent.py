@@ -9,12 +9,25 @@ import requests
 from django.conf import settings
 
 from nodes import probe
+from nodes.models import MAX_LANES
 
 log = logging.getLogger("nodes.agent")
 
 
 class AgentRefused(Exception):
     """The portal does not know this node's token."""
+
+
+def lanes_per_gpu(setting: str) -> int:
+    """How many jobs one GPU may run at once, from `--jobs-per-gpu` / PORTAL_JOBS_PER_GPU:
+    `auto` (PORTAL_LANES_AUTO lanes; their jobs' memory estimates decide how many run) or a
+    number from 1 to MAX_LANES. Anything else is a ValueError saying what is accepted."""
+    text = str(setting).strip().lower()
+    if text == "auto":
+        return settings.PORTAL_LANES_AUTO
+    if text.isdigit() and 1 <= int(text) <= MAX_LANES:
+        return int(text)
+    raise ValueError(f"jobs per GPU is `auto` or a number from 1 to {MAX_LANES}, not {setting!r}")
 
 
 class Agent:
@@ -36,6 +49,7 @@ class Agent:
             "boot_id": self.boot_id,
             "hostname": socket.gethostname(),
             "gpus": probe.gpu_snapshot(),
+            "lanes_per_gpu": lanes_per_gpu(settings.PORTAL_JOBS_PER_GPU),
             **{k: v for k, v in probe.system_snapshot().items() if k != "cpu_count"},
             "engines": {
                 "torch": self._torch,

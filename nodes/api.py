@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from nodes.authentication import IsNode, NodeTokenAuthentication
-from nodes.models import Node
+from nodes.models import MAX_LANES, Node
 from nodes.selectors import with_running_count
 from nodes.services import node_disable, node_drain, node_enable, node_heartbeat
 
@@ -18,7 +18,7 @@ MAX_GPUS = 64
 MAX_GPU_MEMORY = 2**44  # 16 TiB
 MAX_HOST_MEMORY = 2**50  # 1 PiB
 MAX_ENGINES = 20
-MAX_SLOTS = MAX_GPUS + 256  # GPUs and CPU slots
+MAX_SLOTS = MAX_GPUS * MAX_LANES + 256  # GPUs' lanes and CPU slots
 
 
 class GpuReport(serializers.Serializer):
@@ -53,6 +53,9 @@ class HeartbeatInput(serializers.Serializer):
     boot_id = serializers.CharField(max_length=64)
     hostname = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
     gpus = GpuReport(many=True, default=list, max_length=MAX_GPUS)
+    lanes_per_gpu = serializers.IntegerField(
+        min_value=1, max_value=MAX_LANES, default=1, help_text="jobs one GPU may run at once"
+    )
     cpu_percent = serializers.FloatField(
         min_value=0, max_value=100, allow_null=True, required=False
     )
@@ -114,6 +117,7 @@ class NodeSerializer(serializers.ModelSerializer):
             "hostname",
             "cpu_slots",
             "gpus",
+            "lanes_per_gpu",
             "cpu_percent",
             "memory_total",
             "memory_used",

@@ -6,6 +6,7 @@ from django.db import models
 from django.utils import timezone
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+MAX_LANES = 16  # jobs one GPU may run at once, at most
 
 
 class Status(models.TextChoices):
@@ -17,7 +18,9 @@ class Status(models.TextChoices):
 
 
 class Node(models.Model):
-    """A host that runs jobs: its GPUs (one job each) and CPU slots, as its agent reports them.
+    """A host that runs jobs: its GPUs and CPU slots, as its agent reports them. Each GPU has
+    `lanes_per_gpu` slots (lanes): jobs that share a GPU run side by side while their memory
+    fits (jobs/placement.py), each lane with its own warm engine.
 
     Jobs placed here point back as `node.jobs` (the jobs app's foreign key); a job in state
     "running" occupies a slot.
@@ -34,6 +37,8 @@ class Node(models.Model):
     enabled = models.BooleanField(default=True)
     draining = models.BooleanField(default=False)
     cpu_slots = models.PositiveSmallIntegerField(default=1)
+    # How many jobs one of its GPUs may run at once (`runnode --jobs-per-gpu`), as it reports.
+    lanes_per_gpu = models.PositiveSmallIntegerField(default=1)
     # What the agent last reported.
     address = models.GenericIPAddressField(null=True, blank=True)
     hostname = models.CharField(max_length=255, blank=True)
@@ -72,19 +77,28 @@ class Node(models.Model):
         return Status.BUSY if busy else Status.IDLE
 
     def slots(self) -> list[dict]:
-        """One slot per GPU (slot number = GPU index), then the CPU slots. Each says the
-        memory its GPU has (`memory`), and the resident engines warm on it by kind, with the
-        memory each holds (`warm`)."""
+        """The GPUs' lanes (GPU by GPU: with L lanes a GPU, the k-th GPU's are slots kL to
+        kL + L - 1; with one lane, slot number = GPU index), then the CPU slots. Each says its
+        GPU (`gpu`, None on a CPU slot), its lane, the memory its GPU has (`memory`), and the
+        resident engines warm on it by engine class, with the memory each holds (`warm`)."""
         warm: dict[int, dict[str, int]] = {}
         for engine in self.warm_engines or []:
-            warm.setdefault(engine["slot"], {})[engine["kind"]] = engine.get("memory") or 0
+            warm.setdefault(engine["slot"], {})[engine["engine"]] = engine.get("memory") or 0
+        lanes = max(1, self.lanes_per_gpu)
         slots = [
-            {"slot": i, "gpu": gpu.get("index", i), "memory": gpu.get("memory_total")}
+            {
+                "slot": i * lanes + lane,
+                "gpu": gpu.get("index", i),
+                "lane": lane,
+                "memory": gpu.get("memory_total"),
+            }
             for i, gpu in enumerate(self.gpus or [])
+            for lane in range(lanes)
         ]
         first_cpu = len(slots)
         slots += [
-            {"slot": first_cpu + i, "gpu": None, "memory": None} for i in range(self.cpu_slots)
+            {"slot": first_cpu + i, "gpu": None, "lane": 0, "memory": None}
+            for i in range(self.cpu_slots)
         ]
         for slot in slots:
             slot["warm"] = warm.get(slot["slot"], {})

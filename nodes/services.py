@@ -68,6 +68,7 @@ def node_heartbeat(*, node: Node, report: dict, address: str | None) -> Node:
         was_online = Node.objects.select_for_update().get(pk=node.pk).is_online()
         fields = {
             "gpus": report.get("gpus", []),
+            "lanes_per_gpu": report.get("lanes_per_gpu", 1),
             "cpu_percent": report.get("cpu_percent"),
             "memory_total": report.get("memory_total"),
             "memory_used": report.get("memory_used"),

@@ -342,6 +342,13 @@ PORTAL_NODE_BOOT_ID = env.str("PORTAL_NODE_BOOT_ID", default="")
 # `runnode --threads-per-slot`, by default the host's cores shared out among its slots. 0: no
 # limit (every process uses every core).
 PORTAL_THREADS_PER_SLOT = env.int("PORTAL_THREADS_PER_SLOT", default=0)
+# How many jobs a node's GPU runs at once (`runnode --jobs-per-gpu`): `auto`, as many as
+# their memory estimates fit (up to PORTAL_LANES_AUTO), or a number (1: a job has its GPU to
+# itself). Only kinds that share a GPU (predictions, affinity) take a lane beside another job;
+# the estimates of what shares a GPU, plus PORTAL_GPU_HEADROOM bytes, must fit its memory.
+PORTAL_JOBS_PER_GPU = env.str("PORTAL_JOBS_PER_GPU", default="auto")
+PORTAL_LANES_AUTO = 8
+PORTAL_GPU_HEADROOM = env.int("PORTAL_GPU_HEADROOM", default=2**30)
 
 # --- Monitoring -----------------------------------------------------------------------------
 # Prometheus scrapes /metrics from these addresses or networks, or with

@@ -94,6 +94,7 @@ class AffinityKind(EngineKind):
     name = "affinity"
     title = "Binding affinity of a complex (Boltz-2)"
     gpu = "optional"
+    shares_gpu = True
     requires = ("boltz",)
     min_inputs, max_inputs = 1, 2
     input_kinds = (*STRUCTURES, *LIGANDS)

@@ -353,6 +353,7 @@ class PredictKind(EngineKind):
     name = "predict"
     title = "Predict a structure (Boltz-2)"
     gpu = "optional"
+    shares_gpu = True
     requires = ("boltz",)
     min_inputs, max_inputs = 0, 1
     input_kinds = ("yaml", "fasta")

@@ -59,6 +59,10 @@ class CounterParams(serializers.Serializer):
     seconds = serializers.FloatField(min_value=0, required=False)
     ignore_cancel = serializers.BooleanField(required=False)
     fail = serializers.BooleanField(required=False)
+    oom_once = serializers.BooleanField(
+        required=False, help_text="run out of GPU memory the first time it runs"
+    )
+    gib = serializers.IntegerField(min_value=0, required=False, help_text="GPU memory it needs")
     n = serializers.IntegerField(required=False, help_text="tells otherwise equal jobs apart")
 
 
@@ -66,8 +70,12 @@ class CounterKind(EngineKind):
     name = "counter"
     title = "Counter engine (tests)"
     gpu = "optional"
+    shares_gpu = True  # where it has an estimate (`gib`)
     engine = "tests.jobprograms.CounterEngine"
     Params = CounterParams
+
+    def gpu_memory(self, params, inputs):
+        return params.get("gib", 0) * 2**30 or None
 
     def engine_environment(self):
         return {"COUNTER_GREETING": "hello"}
@@ -77,7 +85,11 @@ class CounterKind(EngineKind):
         return {"memory": int(os.environ.get("COUNTER_ENGINE_MEMORY", "0"))}
 
     def engine_request(self, context):
-        return {**context.params, "out": str(context.out)}
+        request = {**context.params, "out": str(context.out)}
+        if context.params.get("oom_once"):
+            request["oom_marker"] = str(settings.WORKDIR / "tmp" / f"oom-{context.job_id}")
+            (settings.WORKDIR / "tmp").mkdir(parents=True, exist_ok=True)
+        return request
 
 
 class EngineParams(serializers.Serializer):

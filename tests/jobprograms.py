@@ -77,6 +77,14 @@ class CounterEngine(Engine):
             time.sleep(0.05)
         if request.get("fail"):
             raise RuntimeError("asked to fail")
+        if request.get("oom_marker") and not os.path.exists(request["oom_marker"]):
+            # A GPU running out of memory, once per job, as torch says it.
+            import torch
+
+            open(request["oom_marker"], "w").close()  # noqa: SIM115
+            raise torch.OutOfMemoryError(
+                "CUDA out of memory. Tried to allocate 2.00 GiB (injected by the test)"
+            )
         with open(os.path.join(request["out"], "count.txt"), "w") as f:
             f.write(f"{CounterEngine.loads} {self.jobs}\n")
         markers.progress(100, "counted")

@@ -144,6 +144,9 @@ class JobKind:
     Params: type[serializers.Serializer] = NoParams
     # "none": CPU slots only; "optional": a GPU slot if free, else a CPU slot; "required".
     gpu: str = "optional"
+    # Whether its jobs may run beside others on one GPU, each in a lane of its own, while their
+    # memory estimates (`gpu_memory`) fit (jobs/placement.py); else a job has its GPU alone.
+    shares_gpu: bool = False
     # Engines (by the names the node agent reports them under) a node must have ready.
     requires: tuple[str, ...] = ()
     # How many uploads the kind takes, and of which kinds.

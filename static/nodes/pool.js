@@ -47,6 +47,30 @@
       render();
     }
   }
+  // A GPU's lanes: how many run a job and what those jobs' memory estimates add up to, then
+  // each lane with its job or its warm engine.
+  function lanes(gpu, list) {
+    const box = document.createElement("div");
+    box.className = "lanes small";
+    const busy = list.filter((lane) => lane.job);
+    const estimated = busy.reduce((sum, lane) => sum + (lane.job.memory || 0), 0);
+    const summary = text("div", "lanes: " + busy.length + " of " + list.length + " running" +
+      (busy.length ? ", estimates " + (estimated / GiB).toFixed(1) + " / " + (gpu.memory_total / GiB).toFixed(1) + " GiB" : ""));
+    summary.dataset.lanes = busy.length + "/" + list.length;
+    box.appendChild(summary);
+    for (const lane of list) {
+      let what = "";
+      if (lane.job) {
+        what = "#" + lane.job.id + " " + lane.job.kind + (lane.job.memory ? " (est. " + (lane.job.memory / GiB).toFixed(1) + " GiB)" : "");
+      } else if (lane.engines.length) {
+        what = lane.engines.map((e) => e.kind + " engine " + e.state + (e.memory ? " (" + (e.memory / GiB).toFixed(1) + " GiB)" : "")).join(", ");
+      } else continue;
+      const line = text("div", "lane " + lane.lane + ": " + what, lane.job ? "lane lane-busy" : "lane muted");
+      line.dataset.lane = lane.lane;
+      box.appendChild(line);
+    }
+    return box;
+  }
   function row(node) {
     const tr = document.createElement("tr");
     tr.dataset.node = node.name;
@@ -73,6 +97,7 @@
       const used = gpu.memory_used / GiB, total = gpu.memory_total / GiB;
       box.appendChild(bar("memory " + used.toFixed(1) + " / " + total.toFixed(1) + " GiB", gpu.memory_total ? gpu.memory_used / gpu.memory_total : 0));
       box.appendChild(bar("utilisation " + (gpu.utilization ?? 0) + "%", (gpu.utilization ?? 0) / 100));
+      box.appendChild(lanes(gpu, (node.lanes || {})[String(gpu.index)] || []));
       gpus.appendChild(box);
     }
     tr.appendChild(gpus);
@@ -89,7 +114,7 @@
     const jobs = document.createElement("td");
     if (!node.running.length) jobs.appendChild(text("span", "none", "muted"));
     for (const job of node.running) {
-      const link = text("a", "#" + job.id + " " + job.name + (job.gpu != null ? " (GPU " + job.gpu + ")" : ""));
+      const link = text("a", "#" + job.id + " " + job.name + (job.gpu != null ? " (GPU " + job.gpu + (node.lanes_per_gpu > 1 ? ", lane " + job.lane : "") + ")" : ""));
       link.href = "/jobs/" + job.id + "/";
       jobs.appendChild(link);
       jobs.appendChild(document.createElement("br"));

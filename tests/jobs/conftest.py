@@ -17,9 +17,10 @@ def enqueued(monkeypatch):
 
 @pytest.fixture
 def make_node(settings):
-    def make(name="n1", cpu_slots=1, gpus=(), engines=None, runner=False):
+    def make(name="n1", cpu_slots=1, gpus=(), engines=None, runner=False, lanes=1):
         node, _ = node_create(name=name, cpu_slots=cpu_slots)
         node.gpus = list(gpus)
+        node.lanes_per_gpu = lanes
         node.engines = engines or {}
         node.last_heartbeat_at = timezone.now()
         node.save()

@@ -34,10 +34,11 @@ def test_jobs_waiting_gives_each_users_first_jobs_per_priority_by_column(
         "placement",
         "time_limit",
         "gpu_memory",
+        "gpu_alone",
         "needs",
     }
     assert (row["kind"], row["owner_id"], row["priority"]) == ("sleep", alice.pk, 2)
-    assert row["needs"] == []  # decoded as the ORM would
+    assert row["needs"] == [] and row["gpu_alone"] is False  # decoded as the ORM would
     assert isinstance(row["queued_at"], datetime) and row["queued_at"].tzinfo is not None
     assert row["queued_at"] == Job.objects.get(pk=urgent.pk).queued_at
 
@@ -45,18 +46,18 @@ def test_jobs_waiting_gives_each_users_first_jobs_per_priority_by_column(
 def test_jobs_placed_gives_the_slots_taken_by_column(submit, make_node, alice):
     node = make_node()
     running, queued, waiting = submit(params={"n": 1}), submit(params={"n": 2}), submit()
-    Job.objects.filter(pk=running.pk).update(node=node, slot=0, state=State.RUNNING)
+    Job.objects.filter(pk=running.pk).update(
+        node=node, slot=0, gpu=0, gpu_memory=2**32, gpu_alone=True, state=State.RUNNING
+    )
     Job.objects.filter(pk=queued.pk).update(node=node, slot=1)
     assert waiting.node_id is None
 
     placed = sql.jobs_placed([State.QUEUED, State.RUNNING])
-    assert sorted(placed, key=lambda r: r["slot"]) == [
-        {"node_id": node.pk, "slot": 0, "owner_id": alice.pk},
-        {"node_id": node.pk, "slot": 1, "owner_id": alice.pk},
-    ]
-    assert sql.jobs_placed([State.RUNNING]) == [
-        {"node_id": node.pk, "slot": 0, "owner_id": alice.pk}
-    ]
+    on = {"node_id": node.pk, "owner_id": alice.pk, "kind": "sleep"}
+    first = {**on, "slot": 0, "gpu": 0, "gpu_memory": 2**32, "gpu_alone": True}
+    second = {**on, "slot": 1, "gpu": None, "gpu_memory": None, "gpu_alone": False}
+    assert sorted(placed, key=lambda r: r["slot"]) == [first, second]
+    assert sql.jobs_placed([State.RUNNING]) == [first]
 
 
 def test_job_locked_reads_a_matching_job_with_its_nodes_name(submit, make_node):

@@ -51,15 +51,16 @@ def test_a_job_goes_to_the_free_slot_whose_engine_for_its_kind_is_warm(orm_stack
     wait_until(lambda: job(blocker).state == State.RUNNING, 30, what="the blocker to run")
     first = client.submit(project, kind="counter")["id"]
     wait_until(lambda: job(first).state == State.SUCCEEDED, 30, what="the first counter")
-    assert (job(blocker).slot, job(first).slot) == (0, 1)
+    # Each job alone on its GPU (neither has a memory estimate to share it by).
+    assert (job(blocker).gpu, job(first).gpu) == (0, 1)
     client.post(f"/api/v1/jobs/{blocker}/cancel/")
     wait_until(lambda: job(blocker).state == State.CANCELLED, 10, what="the blocker to end")
-    warm("gpus", "counter", 1)
+    warm("gpus", "counter", job(first).slot)
 
-    # Both GPUs are free; the one whose counter engine is warm takes the counter job.
+    # Both GPUs are free; the lane whose counter engine is warm takes the counter job.
     second = client.submit(project, kind="counter", params={"n": 2})["id"]
     wait_until(lambda: job(second).state == State.SUCCEEDED, 30, what="the second counter")
-    assert job(second).slot == 1
+    assert job(second).slot == job(first).slot
     assert engine_pid(second) == engine_pid(first)  # the same engine, loaded once
     assert job(second).events.filter(data__line__startswith="loads=1 jobs=2").exists()
 
@@ -79,7 +80,7 @@ def test_a_job_that_does_not_fit_beside_a_warm_engine_goes_to_another_gpu(
     # 30 GiB does not fit beside the engine's 60 on an 80 GiB GPU: the other GPU it is.
     big = client.submit(project, params={"gib": 30})["id"]
     wait_until(lambda: job(big).state == State.SUCCEEDED, 30, what="the big job")
-    assert job(big).gpu_memory == 30 * GIB and job(big).slot == 1
+    assert job(big).gpu_memory == 30 * GIB and job(big).gpu == 1
     # The engine stayed warm for its kind's next job.
     said = [e.data.get("line", "") for e in job(big).events.filter(type="log")]
     assert not [line for line in said if "make room" in line]

@@ -11,7 +11,7 @@ import requests
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from nodes.agent import Agent, AgentRefused
+from nodes.agent import Agent, AgentRefused, lanes_per_gpu
 
 log = logging.getLogger("nodes.runnode")
 
@@ -32,6 +32,13 @@ class Command(BaseCommand):
         parser.add_argument("--portal", required=True, help="the portal's URL")
         parser.add_argument("--workers", type=int, default=0, help="default: the node's slots + 1")
         parser.add_argument(
+            "--jobs-per-gpu",
+            default=None,
+            help="how many jobs one GPU runs at once: `auto` (as many as their memory estimates "
+            "fit, up to 8; only predictions and affinity jobs share a GPU) or a number (1: a "
+            "job has its GPU to itself); default PORTAL_JOBS_PER_GPU, else auto",
+        )
+        parser.add_argument(
             "--threads-per-slot",
             type=int,
             default=None,
@@ -39,9 +46,17 @@ class Command(BaseCommand):
             "by the node's slots; 0: no limit)",
         )
 
-    def handle(self, *args, name, token, portal, workers, threads_per_slot, **options):
+    def handle(
+        self, *args, name, token, portal, workers, jobs_per_gpu, threads_per_slot, **options
+    ):
         if not token:
             raise CommandError("Give the node's token: --token or PORTAL_NODE_TOKEN.")
+        if jobs_per_gpu is not None:
+            settings.PORTAL_JOBS_PER_GPU = jobs_per_gpu
+        try:
+            lanes = lanes_per_gpu(settings.PORTAL_JOBS_PER_GPU)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         self.stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
         signal.signal(signal.SIGINT, lambda *_: self.stop.set())
@@ -54,9 +69,10 @@ class Command(BaseCommand):
         if threads_per_slot is None:
             threads_per_slot = max(1, (psutil.cpu_count() or 1) // max(1, config["slots"]))
         self.threads = threads_per_slot
+        sharing = "auto" if str(settings.PORTAL_JOBS_PER_GPU).lower() == "auto" else lanes
         self.stdout.write(
-            f"node {name}: queue {config['queue']}, {config['slots']} slot(s), "
-            f"{self.workers} worker(s), "
+            f"node {name}: queue {config['queue']}, {config['slots']} slot(s) "
+            f"(jobs per GPU: {sharing}), {self.workers} worker(s), "
             f"{self.threads or 'unlimited'} CPU thread(s) per slot; portal {portal}"
         )
         cluster = self.start_cluster(name, config["queue"], agent.boot_id)

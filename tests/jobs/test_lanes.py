@@ -1,0 +1,150 @@
+"""Jobs sharing a GPU (lanes): placement by memory estimates, in this process (the broker
+replaced by a list). The GPUs are made up, 12 GiB each; the `sleep` kind estimates the memory
+its `gib` parameter says, and shares a GPU where a test says so."""
+
+import pytest
+
+from jobs.kinds import get_kind
+from jobs.models import Job, State
+from jobs.placement import place_queued_jobs
+from jobs.runner import run_job
+from jobs.services import job_finish, job_requeue, job_start
+from tests.jobs.conftest import fake_gpu
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.database]
+
+GIB = 2**30
+
+
+@pytest.fixture
+def sharing(monkeypatch, settings):
+    monkeypatch.setattr(get_kind("sleep"), "shares_gpu", True)
+    settings.PORTAL_GPU_HEADROOM = 2 * GIB
+
+
+def where(job) -> tuple:
+    job.refresh_from_db()
+    return (job.gpu, job.slot) if job.node_id else None
+
+
+def end(job) -> None:
+    job.refresh_from_db()
+    started = job_start(
+        job_id=job.pk, placement=job.placement, node_name=job.node.name, boot_id="b"
+    )
+    job_finish(job_id=job.pk, placement=started.placement, state=State.SUCCEEDED, reason="done")
+
+
+def test_jobs_share_a_gpu_while_their_estimates_and_the_headroom_fit(
+    make_node, submit, enqueued, sharing
+):
+    make_node("box", cpu_slots=0, gpus=[fake_gpu(0, memory=12 * GIB)], lanes=4)
+    first, second, third = (submit(params={"gib": 4, "n": n}) for n in range(3))
+    # 4 + 4 + 2 of headroom fit in 12; a third 4 does not.
+    assert (where(first), where(second), where(third)) == ((0, 0), (0, 1), None)
+    end(first)
+    place_queued_jobs()
+    assert where(third) == (0, 0)  # the lane the first left
+
+
+def test_a_job_that_does_not_share_has_its_gpu_alone_and_waits_for_it_empty(
+    make_node, submit, enqueued, sharing, monkeypatch
+):
+    make_node("box", cpu_slots=0, gpus=[fake_gpu(0, memory=12 * GIB)], lanes=4)
+    small = submit(params={"gib": 4})
+    big = submit(params={"gib": 7})  # 4 + 7 + 2 > 12: it waits for the GPU to empty
+    loner = submit(params={"n": 1})  # no estimate: it shares nothing
+    assert (where(small), where(big), where(loner)) == ((0, 0), None, None)
+    end(small)
+    place_queued_jobs()
+    assert where(big) == (0, 0) and where(loner) is None
+    # Nothing joins a job that runs alone, however small.
+    end(big)
+    place_queued_jobs()
+    assert where(loner) == (0, 0)
+    late = submit(params={"gib": 1, "n": 2})
+    assert where(late) is None
+    end(loner)
+    place_queued_jobs()
+    assert where(late) == (0, 0)
+
+
+def test_jobs_spread_over_gpus_before_they_share_one_and_a_warm_lane_comes_first(
+    make_node, submit, enqueued, sharing
+):
+    node = make_node("box", cpu_slots=0, gpus=[fake_gpu(0), fake_gpu(1)], lanes=2)
+    assert [(s["slot"], s["gpu"], s["lane"]) for s in node.slots()] == [
+        (0, 0, 0),
+        (1, 0, 1),
+        (2, 1, 0),
+        (3, 1, 1),
+    ]
+    a, b, c = (submit(params={"gib": 4, "n": n}) for n in range(3))
+    assert sorted([where(a), where(b)]) == [(0, 0), (1, 2)] and where(c)[1] in (1, 3)
+    for job in (a, b, c):
+        end(job)
+    # The second GPU's second lane keeps a warm counter engine: it takes the next counter job.
+    node.warm_engines = [
+        {
+            "engine": get_kind("counter").engine,
+            "kind": "counter",
+            "slot": 3,
+            "gpu": 1,
+            "state": "idle",
+            "memory": GIB,
+        }
+    ]
+    node.save()
+    assert where(submit(kind="counter", params={"gib": 4})) == (1, 3)
+
+
+def test_a_job_back_in_the_queue_to_run_alone_waits_for_an_empty_gpu(
+    make_node, submit, enqueued, sharing
+):
+    make_node("box", cpu_slots=0, gpus=[fake_gpu(0, memory=12 * GIB)], lanes=4)
+    other, oom = submit(params={"gib": 4}), submit(params={"gib": 4, "n": 1})
+    assert where(oom) == (0, 1)
+    started = job_start(job_id=oom.pk, placement=1, node_name="box", boot_id="b")
+    assert job_requeue(job=started, reason="it ran out of GPU memory", alone=True)
+    oom.refresh_from_db()
+    assert oom.gpu_alone and oom.state == State.QUEUED
+    place_queued_jobs()
+    assert where(oom) is None  # the other job still runs on the GPU
+    end(other)
+    place_queued_jobs()
+    assert where(oom) == (0, 0)
+
+
+def test_one_lane_a_gpu_is_one_job_a_gpu(make_node, submit, enqueued, sharing):
+    make_node("box", cpu_slots=0, gpus=[fake_gpu(0, memory=80 * GIB)], lanes=1)
+    jobs = [submit(params={"gib": 1, "n": n}) for n in range(2)]
+    assert [where(j) for j in jobs] == [(0, 0), None]
+    assert Job.objects.filter(node__isnull=False).count() == 1
+
+
+def test_a_job_out_of_gpu_memory_beside_another_runs_again_alone_once(
+    make_node, submit, enqueued, sharing
+):
+    """The counter engine raises torch's OutOfMemoryError the first time the job runs."""
+    from tests.jobs.test_runner import lines, placed
+
+    make_node(runner=True, cpu_slots=0, gpus=[fake_gpu(0, memory=12 * GIB)], lanes=2)
+    other = submit(kind="counter", params={"gib": 4})
+    oom = submit(kind="counter", params={"gib": 4, "oom_once": True})
+    other_task, oom_task = placed(other, enqueued), placed(oom, enqueued)
+    assert (where(other), where(oom)) == ((0, 0), (0, 1))
+
+    run_job(*oom_task)
+    oom.refresh_from_db()
+    assert (oom.state, oom.gpu_alone, oom.node) == (State.QUEUED, True, None)
+    said = [e.data["reason"] for e in oom.events.filter(type="state")]
+    assert said[-1].startswith("it ran out of GPU memory on a GPU it shared (OutOfMemoryError: ")
+    assert said[-1].endswith("back in the queue once, to run with the GPU to itself")
+
+    # It waits while the other job holds the GPU; the other's runner takes it on after it.
+    place_queued_jobs()
+    assert where(oom) is None
+    run_job(*other_task)
+    oom.refresh_from_db()
+    assert oom.state == State.SUCCEEDED and oom.attempt == 2
+    assert any(line.startswith("loads=1 jobs=2") for line in lines(oom))
