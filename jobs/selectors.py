@@ -4,6 +4,7 @@ from statistics import median
 
 from django.db.models import F, Q
 
+from jobs.kinds import get_kind
 from jobs.models import Job, State
 from portal.projects.models import Role
 from portal.projects.selectors import member_object
@@ -52,7 +53,13 @@ def queue_place(job: Job) -> tuple[int, float | None]:
             finished_at__gt=F("started_at"),
         ).order_by("-finished_at")[:20]
     ]
-    slots = sum(len(node.slots()) for node in nodes_available())
+    # A GPU's lanes count for the kinds that share it; for the others, a GPU is one slot.
+    kind = get_kind(job.kind)
+    shares = kind is not None and kind.shares_gpu
+    slots = sum(
+        len(node.slots()) if shares else len(node.gpus or []) + node.cpu_slots
+        for node in nodes_available()
+    )
     if not runs or not slots:
         return ahead + 1, None
     return ahead + 1, median(runs) * (ahead // slots + 1)
