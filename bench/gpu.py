@@ -25,8 +25,16 @@ that fails prints why and the others still run.
    One more prediction at the middle size with boltz's defaults (3 recycling steps, 200
    sampling steps) gives the time of an ordinary job.
 
+5. lanes: jobs sharing one GPU (docs/nodes.md: lanes), as a node runs them, each lane its own
+   resident engine: 32 design-sized predictions (a 120-residue target and a 15-residue peptide,
+   boltz's default steps: 3 recycling, 200 sampling) on the full-width random Boltz-2, at 1, 2,
+   4 and 8 lanes (`--lanes`): predictions per hour, the GPU memory at the peak (NVML) and the
+   GPU's mean utilisation while they ran, and the gain over one lane. The engines' loads are
+   not counted (a lane's engine stays warm between jobs).
+
 On a machine without CUDA every part says so and runs on the CPU where it can (part 4 with the
-first two sizes): a rehearsal, not a measurement.
+first two sizes, part 5 with the tiny model, 4 jobs and 1 and 2 lanes): a rehearsal, not a
+measurement.
 """
 
 import argparse
@@ -431,10 +439,157 @@ def memory(results: dict, work: Path, cache: dict, sizes: list[int]) -> None:
     )
 
 
+class Utilisation:
+    """The GPU's mean utilisation (NVML, %) while it runs, sampled every 100 ms."""
+
+    def __init__(self):
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+
+    @property
+    def mean(self) -> float | None:
+        return sum(self.samples) / len(self.samples) if self.samples else None
+
+    def __enter__(self):
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+        except Exception:
+            return self
+
+        def poll():
+            while not self._stop.is_set():
+                self.samples.append(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)
+                time.sleep(0.1)
+            pynvml.nvmlShutdown()
+
+        self._thread = threading.Thread(target=poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if hasattr(self, "_thread"):
+            self._thread.join()
+
+
+def design_sized(count: int) -> list[dict]:
+    """A design campaign's predictions: one 120-residue target, a 15-residue peptide each."""
+    rng = random.Random(11)
+    target = "".join(rng.choice(AMINO) for _ in range(120))
+    return [
+        {"version": 1, "sequences": [
+            protein(target, "A"),
+            protein("".join(rng.choice(AMINO) for _ in range(15)), "B"),
+        ]}
+        for _ in range(count)
+    ]  # fmt: skip
+
+
+def on_lanes(count: int, work: Path, options: dict, gpu, documents, params) -> dict:
+    """The documents through `count` warm engines on one GPU, each taking the next waiting
+    one as it ends its own: how many, how long (loads not counted), peak memory, utilisation."""
+    import queue
+
+    folders = [work / f"lanes{count}-{i}" for i in range(count)]
+    engines: list[Engine] = []
+
+    def start(folder: Path) -> None:
+        folder.mkdir()
+        engines.append(Engine(folder, options, gpu))
+
+    waiting: queue.Queue = queue.Queue()
+    for number, document in enumerate(documents):
+        waiting.put((number, document))
+    done: list[dict] = []
+
+    def serve(engine: Engine) -> None:
+        while True:
+            try:
+                number, document = waiting.get_nowait()
+            except queue.Empty:
+                return
+            done.append(engine.predict(f"d{number:02d}", document, {**params, "seed": 0}))
+
+    def each(target, items) -> None:
+        threads = [threading.Thread(target=target, args=(item,)) for item in items]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    with Peak() as peak:
+        try:
+            each(start, folders)
+            if len(engines) != count:
+                raise RuntimeError(f"{count - len(engines)} of {count} engines did not load")
+            with Utilisation() as busy:
+                began = time.monotonic()
+                each(serve, engines)
+                elapsed = time.monotonic() - began
+        finally:
+            for engine in engines:
+                engine.stop()
+    failed = [d for d in done if d["status"] != "ok"]
+    return {
+        "lanes": count, "jobs": len(done), "failed": len(failed), "seconds": elapsed,
+        "per_hour": (len(done) - len(failed)) * 3600 / elapsed, "peak": peak.value,
+        "utilisation": busy.mean, "first_failure": failed[0] if failed else None,
+    }  # fmt: skip
+
+
+def lanes(results: dict, work: Path, cache: dict, counts: list[int], jobs: int) -> None:
+    gpu = 0 if cuda_available() else None
+    if gpu is not None:
+        checkpoint = work / "full-width.ckpt"
+        if not checkpoint.exists():
+            full_width_checkpoint(checkpoint)
+        params = {"recycling_steps": 3, "sampling_steps": 200, "diffusion_samples": 1}
+    else:  # a rehearsal
+        checkpoint, params = cache["checkpoint"], FAST
+        jobs, counts = min(jobs, 4), [c for c in counts if c <= 2]
+    options = {"cache": str(cache["cache"]), "checkpoint": str(checkpoint),
+               "affinity_checkpoint": str(cache["affinity_checkpoint"])}  # fmt: skip
+    documents = design_sized(jobs)
+    rows, results["lanes"] = [], []
+    for count in counts:
+        if late():
+            rows.append([count, "", "", "", "", "", "skipped: past --budget"])
+            continue
+        run = on_lanes(count, work, options, gpu, documents, params)
+        results["lanes"].append(run)
+        first = results["lanes"][0]["per_hour"]
+        rows.append([
+            count, f"{run['jobs'] - run['failed']}/{jobs}", f"{run['seconds']:.0f}",
+            f"{run['per_hour']:.0f}", f"{run['peak'] / GiB:.1f}" if run["peak"] else "-",
+            f"{run['utilisation']:.0f}" if run["utilisation"] is not None else "-",
+            f"{run['per_hour'] / first:.2f}x" if first else "-",
+        ])  # fmt: skip
+        if run["failed"]:
+            print(f"{run['failed']} failed at {count} lanes: {run['first_failure']}", flush=True)
+            break
+    best = max(results["lanes"], key=lambda r: r["per_hour"], default=None)
+    table(
+        f"5. {jobs} design-sized predictions (120 + 15 residues, "
+        f"{params['recycling_steps']}/{params['sampling_steps']} recycling/sampling steps) on "
+        f"{'one GPU' if gpu is not None else 'the CPU (a rehearsal)'}, by lanes",
+        ["lanes", "done", "s", "per hour", "peak GiB", "GPU util %", "vs 1 lane"],
+        rows,
+    )
+    if best and results["lanes"][0]["per_hour"]:
+        gain = best["per_hour"] / results["lanes"][0]["per_hour"]
+        print(f"most predictions per hour at {best['lanes']} lanes: {gain:.2f}x one lane "
+              f"(goal at least 2.5x: {'met' if gain >= 2.5 else 'missed'})")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="20,200,500,1000,1500")
-    parser.add_argument("--parts", default="telemetry,warm,memory,training")
+    parser.add_argument("--parts", default="telemetry,warm,memory,training,lanes")
+    parser.add_argument("--lanes", default="1,2,4,8", help="lane counts for part 5")
+    parser.add_argument("--lane-jobs", type=int, default=32, help="predictions for part 5")
     parser.add_argument(
         "--budget", type=float, default=480, help="seconds after which no new prediction starts"
     )
@@ -454,7 +609,8 @@ def main() -> None:
     try:
         cache = None
         for name, part in [("telemetry", telemetry), ("warm", warm_engine),
-                           ("memory", memory), ("training", training)]:  # fmt: skip
+                           ("memory", memory), ("training", training),
+                           ("lanes", lanes)]:  # fmt: skip
             if name not in parts:
                 continue
             if late():
@@ -462,11 +618,14 @@ def main() -> None:
                 continue
             began = time.monotonic()
             try:
-                if name in ("warm", "memory") and cache is None:
+                if name in ("warm", "memory", "lanes") and cache is None:
                     cache = make_boltz_cache(work / "boltz-cache")
+                counts = [int(c) for c in args.lanes.split(",")]
                 arguments = {"telemetry": (results,), "training": (results, work),
                              "warm": (results, work, cache),
-                             "memory": (results, work, cache, sizes)}[name]  # fmt: skip
+                             "memory": (results, work, cache, sizes),
+                             "lanes": (results, work, cache, counts, args.lane_jobs),
+                             }[name]  # fmt: skip
                 part(*arguments)
             except Exception as exc:  # one part's failure is reported; the others still run
                 import traceback

@@ -139,7 +139,9 @@ def portal(cache, paths, work) -> float:
 
         wait_for(done, 600, "the predictions")
         elapsed = time.monotonic() - began
-        phases(Job.objects.filter(pk__in=ids).order_by("pk")[1:])  # the first loads the engine
+        jobs = list(Job.objects.filter(pk__in=ids).order_by("pk"))
+        first_job(jobs[0], began)
+        phases(jobs[1:])  # the first loads the engine
         return elapsed
     finally:
         processes.stop()
@@ -164,6 +166,32 @@ MARKS = [
 
 
 STEPS = list(zip(MARKS, MARKS[1:], strict=False))
+
+# The first job's way: it starts the slot's engine, which loads boltz and the model.
+FIRST = [
+    ("the engine's start", "starting the predict engine"),
+    ("boltz imported", "loading the Boltz-2 structure model"),
+    ("model loaded", "Boltz-2 ready on"),
+    ("its job begun", "Boltz-2 engine pid="),
+]
+
+
+def first_job(job, began: float) -> None:
+    """When each step of the first job was reached, in seconds from the first submission (the
+    engine's load prints its lines as it goes: they are sent as they come)."""
+    import time as clock
+
+    offset = clock.time() - clock.monotonic()  # the wall clock at `began`
+    start = began + offset
+    at = [("placed", job.placed_at), ("started", job.started_at)]
+    for label, text in FIRST:
+        event = job.events.filter(data__line__startswith=text).order_by("seq").first()
+        if event is not None:
+            at.append((label, event.created_at))
+    at.append(("finished", job.finished_at))
+    print("\nthe first job (it starts the engine), seconds from the first submission:")
+    for label, when in at:
+        print(f"  {label:<20} {when.timestamp() - start:7.2f}")
 
 
 def phases(jobs) -> None:

@@ -21,6 +21,7 @@ without a seed gets one chosen now and stored, so any result can be predicted ag
 import contextlib
 import csv
 import functools
+import importlib
 import io
 import re
 import secrets
@@ -161,6 +162,13 @@ def tokens(document: dict) -> int:
             for chain in target.structure.chains
         )
     )
+
+
+def load_parser() -> None:
+    """boltz's parser and what it imports (torch, RDKit, scikit-learn: about 1.3 s of a core),
+    loaded once per process."""
+    for module in ("boltz.data.parse.schema", "boltz.data.parse.a3m", "boltz.data.parse.csv"):
+        importlib.import_module(module)
 
 
 def parse(document: dict):
@@ -508,6 +516,9 @@ class PredictKind(EngineKind):
 
     def named_uploads(self, params: dict) -> list[int]:
         return [ref.upload for ref in references(params["input"])]
+
+    def warm_up(self) -> None:
+        load_parser()
 
     def gpu_memory(self, params: dict, inputs: list) -> int:
         """GPU memory a prediction needs (`memory_needed`, predictions/memory.py), from

@@ -3,6 +3,7 @@ is registered by its app's `AppConfig.ready` (docs/architecture.md lists them), 
 named in PORTAL_JOB_KIND_MODULES register more when imported."""
 
 import importlib
+import logging
 
 from django.conf import settings
 
@@ -29,6 +30,19 @@ def registry() -> dict[str, JobKind]:
         for module in settings.PORTAL_JOB_KIND_MODULES:
             importlib.import_module(module)
     return _kinds
+
+
+log = logging.getLogger(__name__)
+
+
+def warm_up() -> None:
+    """Every kind's `warm_up`, one after another; one that fails is logged, and its first
+    submission loads what it needs then."""
+    for kind in list(registry().values()):
+        try:
+            kind.warm_up()
+        except Exception:
+            log.exception("warming up the %s kind failed", kind.name)
 
 
 def get_kind(name: str) -> JobKind | None:

@@ -158,6 +158,11 @@ class JobKind:
     # The metrics a list of jobs shows beside each of this kind's: (metric name, label).
     headline: tuple[tuple[str, str], ...] = ()
 
+    def warm_up(self) -> None:
+        """Load what checking a submission of this kind needs (a parser and its libraries),
+        so that the web server's first submission of it does not wait for that: `serve` calls
+        it on a thread of its own as it starts."""
+
     def clean_params(self, params: dict) -> dict:
         """The parameters as `Params` declares them, defaults filled in; unknown or bad ones
         are refused with a 400 naming each (`params.<name>: why`)."""

@@ -1,5 +1,7 @@
 from django.core.management.base import BaseCommand
 
+from portal.signals import server_starting
+
 
 class Command(BaseCommand):
     help = "Serve the portal with Daphne on HOST:PORT (bodies streamed, see portal/serving.py)."
@@ -22,6 +24,9 @@ class Command(BaseCommand):
         # The web server answers many submissions at once: it places jobs on a thread of
         # its own rather than within each request.
         settings.PORTAL_PLACE_IN_BACKGROUND = True
+        # The apps load what they need to answer (the job kinds: boltz's parser, …) while the
+        # server starts, not in the first scientist's request.
+        server_starting.send(sender=self.__class__)
 
         argv = ["-b", host, "-p", str(port)]
         if proxy_headers:
