@@ -4,6 +4,7 @@ named in PORTAL_JOB_KIND_MODULES register more when imported."""
 
 import importlib
 import logging
+import time
 
 from django.conf import settings
 
@@ -38,11 +39,13 @@ log = logging.getLogger(__name__)
 def warm_up() -> None:
     """Every kind's `warm_up`, one after another; one that fails is logged, and its first
     submission loads what it needs then."""
+    began = time.monotonic()
     for kind in list(registry().values()):
         try:
             kind.warm_up()
         except Exception:
             log.exception("warming up the %s kind failed", kind.name)
+    log.info("job kinds warmed up in %.1f s", time.monotonic() - began)
 
 
 def get_kind(name: str) -> JobKind | None:

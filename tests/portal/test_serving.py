@@ -55,6 +55,9 @@ def test_a_200_mb_upload_is_hashed_in_bounded_memory_and_stored_once(
 ):
     path, expected = big_fasta
     _, key = token_create(user=alice, name="bulk")
+    # What the server loads as it starts (the kinds' parsers: torch among them) is not the
+    # upload's doing.
+    portal_server.wait_for(lambda: "job kinds warmed up" in portal_server.output(), "warm-up")
     before = memory_kb(portal_server.pid, "VmRSS")
 
     status, body = post_file(
