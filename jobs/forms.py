@@ -32,6 +32,8 @@ def form_field(field: drf.Field) -> forms.Field:
         return forms.BooleanField(**{**common, "required": False})
     if isinstance(field, drf.JSONField):
         return OptionalJSONField(widget=forms.Textarea(attrs={"rows": 4}), **common)
+    if isinstance(field, drf.ListField):  # a list, written as JSON: [1, 2]
+        return OptionalJSONField(widget=forms.TextInput(attrs={"placeholder": "[…]"}), **common)
     if isinstance(field, drf.ChoiceField):
         choices = list(field.choices.items())
         if not field.required and field.default is empty:

@@ -56,6 +56,7 @@ class Agent:
                 "boltz": probe.boltz_info(),
                 "msa_local": probe.msa_local_info(),
                 "msa_server": probe.msa_server_info(),
+                "af3": probe.af3_info(),
             },
             "warm_engines": [
                 {k: e.get(k) for k in ("engine", "kind", "slot", "gpu", "state", "memory")}

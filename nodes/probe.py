@@ -4,11 +4,14 @@ No Django here: the agent and the `check` job program both use it, the latter in
 subprocess. A host without an NVIDIA driver simply has no GPUs.
 """
 
+import hashlib
 import importlib.metadata
 import importlib.util
 import json
 import os
 import platform
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -221,12 +224,62 @@ def msa_server_info() -> dict:
     return {"ready": bool(url), "url": url or None}
 
 
+def af3_info() -> dict:
+    """Whether this node runs AlphaFold 3: PORTAL_AF3_COMMAND's program is there (a path, or a
+    name on the PATH: `docker`, `python`) and PORTAL_AF3_MODEL_DIR is a folder with files in
+    it; PORTAL_AF3_DB_DIR, its genetic databases, only for its own data pipeline."""
+    command = shlex.split(os.environ.get("PORTAL_AF3_COMMAND", ""))
+    model_dir = Path(os.environ.get("PORTAL_AF3_MODEL_DIR", "")).expanduser()
+    db_dir = os.environ.get("PORTAL_AF3_DB_DIR", "")
+    program = shutil.which(command[0]) if command else None
+    has_model = bool(os.environ.get("PORTAL_AF3_MODEL_DIR")) and model_dir.is_dir()
+    has_model = has_model and any(model_dir.iterdir())
+    fix = ""
+    if not command:
+        fix = "set PORTAL_AF3_COMMAND (how this node runs run_alphafold.py)"
+    elif program is None:
+        fix = f"PORTAL_AF3_COMMAND's program {command[0]!r} is not there"
+    elif not has_model:
+        fix = "set PORTAL_AF3_MODEL_DIR to AlphaFold 3's weights folder"
+    return {
+        "ready": not fix,
+        "fix": fix,
+        "version": os.environ.get("PORTAL_AF3_VERSION") or None,
+        "databases": bool(db_dir) and Path(db_dir).expanduser().is_dir(),
+    }
+
+
+def af3_model_digest(model_dir: Path, cache: Path) -> str:
+    """SHA-256 of AlphaFold 3's weights folder (each file's name and bytes, in name order):
+    computed once for each version of its files (their sizes and times) and kept in `cache`,
+    since the weights are a gigabyte."""
+    files = sorted(p for p in model_dir.rglob("*") if p.is_file())
+    stamp = hashlib.sha256(
+        json.dumps(
+            [[str(p.relative_to(model_dir)), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+        ).encode()
+    ).hexdigest()
+    kept = cache / stamp
+    if kept.is_file():
+        return kept.read_text()
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(model_dir)).encode() + b"\0")
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 22):
+                digest.update(chunk)
+    cache.mkdir(parents=True, exist_ok=True)
+    kept.write_text(digest.hexdigest())
+    return digest.hexdigest()
+
+
 def engines(check_cuda: bool = True) -> dict:
     return {
         "torch": torch_info(check_cuda),
         "boltz": boltz_info(),
         "msa_local": msa_local_info(),
         "msa_server": msa_server_info(),
+        "af3": af3_info(),
     }
 
 
@@ -289,4 +342,7 @@ def inspect(say=print) -> dict:
     )
     result["msa_server"] = msa_server_info()
     say(f"MSA server: {result['msa_server']['url'] or 'none configured'}")
+    result["af3"] = af3_info()
+    af3 = result["af3"]
+    say(f"AlphaFold 3: {'ready' if af3['ready'] else 'not ready (' + af3['fix'] + ')'}")
     return result

@@ -333,6 +333,14 @@ PORTAL_ENGINE_IDLE_SECONDS = env.int("PORTAL_ENGINE_IDLE_SECONDS", default=600)
 PORTAL_BOLTZ_CACHE = env.str("PORTAL_BOLTZ_CACHE", default=str(Path.home() / ".boltz"))
 PORTAL_BOLTZ_CHECKPOINT = env.str("PORTAL_BOLTZ_CHECKPOINT", default="")
 PORTAL_BOLTZ_AFFINITY_CHECKPOINT = env.str("PORTAL_BOLTZ_AFFINITY_CHECKPOINT", default="")
+# AlphaFold 3 on a node (the `af3` kind): how the node runs AlphaFold 3's run_alphafold.py (a
+# `docker run ...` line, or `python run_alphafold.py` in its environment; the node adds the
+# flags), its weights' folder (obtained from Google DeepMind under their terms), its genetic
+# databases (for its own data pipeline; optional), and its version, as the operator states it.
+PORTAL_AF3_COMMAND = env.str("PORTAL_AF3_COMMAND", default="")
+PORTAL_AF3_MODEL_DIR = env.str("PORTAL_AF3_MODEL_DIR", default="")
+PORTAL_AF3_DB_DIR = env.str("PORTAL_AF3_DB_DIR", default="")
+PORTAL_AF3_VERSION = env.str("PORTAL_AF3_VERSION", default="")
 # Extra modules holding job kinds (tests register their own this way).
 PORTAL_JOB_KIND_MODULES = env.list("PORTAL_JOB_KIND_MODULES", default=[])
 # Set for a node's processes by `runnode`.

@@ -9,9 +9,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs.selectors import job_for
-from portal.uploads.models import Upload
-from predictions.inputs import as_alphafold3
-from predictions.kinds import PredictKind, msa_as_a3m, searched_as_a3m
+from predictions.af3 import Af3Kind
+from predictions.af3 import alphafold3 as af3_input
+from predictions.kinds import PredictKind
 from predictions.results import pae_bytes, plddt_values, read_json, record_name
 
 
@@ -73,19 +73,10 @@ class PlddtView(SampleFileView):
 
 
 def alphafold3(job) -> tuple[dict, dict]:
-    """A prediction's input as AlphaFold 3 JSON, and the report of what it maps and leaves out
-    (predictions/inputs.py: `as_alphafold3`). Named after the job and its id, so that the
-    output folders of two jobs of one input do not collide."""
-    if job.kind != PredictKind.name:
+    """A prediction's (or an af3 job's) input as AlphaFold 3 JSON and its report."""
+    if job.kind not in (PredictKind.name, Af3Kind.name):
         raise NotFound("Only a prediction has an AlphaFold 3 input.")
-    uploads = {u.pk: u for u in Upload.objects.filter(job_inputs__job=job)}
-    return as_alphafold3(
-        job.params["input"],
-        f"{job.name} job {job.pk}",
-        job.params["seed"],
-        msa_text=lambda pk: msa_as_a3m(uploads[pk]),
-        searched=searched_as_a3m(job),
-    )
+    return af3_input(job)
 
 
 class AlphaFold3View(APIView):

@@ -7,8 +7,10 @@ class PredictionsConfig(AppConfig):
 
     def ready(self):
         from jobs.kinds import register
+        from predictions.af3 import Af3Kind
         from predictions.affinity import AffinityKind
         from predictions.kinds import PredictKind
 
         register(PredictKind())
         register(AffinityKind())
+        register(Af3Kind())

@@ -479,7 +479,12 @@ def af3_chain_ids(document: dict) -> dict[str, str]:
 
 
 def as_alphafold3(
-    document: dict, name: str, seed: int, msa_text=lambda upload: "", searched=None
+    document: dict,
+    name: str,
+    seed: int | list[int],
+    msa_text=lambda upload: "",
+    searched=None,
+    data_pipeline: bool = False,
 ) -> tuple[dict, dict]:
     """The same input for AlphaFold 3 (its JSON, dialect alphafold3, version 2), and a report:
     `{"chain_ids": {id: AlphaFold 3's id}, "warnings": [...]}`, a warning for each thing
@@ -487,7 +492,9 @@ def as_alphafold3(
     affinity, templates, whose residue mapping it would need). Bond constraints become
     bondedAtomPairs. A protein's MSA: its upload (`msa_text(upload id)`, as A3M) as its
     `unpairedMsa`; else the one its search found (`searched[chain]`: (unpaired, paired) A3M);
-    else none (empty MSAs: AlphaFold 3 then predicts it single sequence, as boltz did)."""
+    else none (empty MSAs: AlphaFold 3 then predicts it single sequence, as boltz did). An
+    RNA chain's MSA is empty. With `data_pipeline` (AlphaFold 3's own search on its
+    databases), a chain without an uploaded MSA names none, and AlphaFold 3 searches it."""
     searched = searched or {}
     ids = af3_chain_ids(document)
     warnings = []
@@ -525,11 +532,14 @@ def as_alphafold3(
                 unpaired = msa_text(msa)
             elif msa is None and first in searched:
                 unpaired, paired = searched[first]
-            entry |= {"unpairedMsa": unpaired, "pairedMsa": paired, "templates": []}
+            if not data_pipeline or isinstance(msa, int):
+                entry |= {"unpairedMsa": unpaired, "pairedMsa": paired, "templates": []}
         else:
             entry["modifications"] = [
                 {"modificationType": m["ccd"], "basePosition": m["position"]} for m in modifications
             ]
+            if kind == "rna" and not data_pipeline:
+                entry["unpairedMsa"] = ""
         sequences.append({kind: entry})
     bonds = []
     for number, constraint in enumerate(document.get("constraints") or [], start=1):
@@ -555,7 +565,7 @@ def as_alphafold3(
         )
     converted = {
         "name": name,
-        "modelSeeds": [seed],
+        "modelSeeds": seed if isinstance(seed, list) else [seed],
         "sequences": sequences,
         "dialect": "alphafold3",
         "version": 2,

@@ -357,49 +357,19 @@ def check_msa(upload: Upload, sequence: str, where: str) -> None:
             )
 
 
-class PredictKind(EngineKind):
-    name = "predict"
-    title = "Predict a structure (Boltz-2)"
-    gpu = "optional"
-    shares_gpu = True
-    requires = ("boltz",)
-    min_inputs, max_inputs = 0, 1
-    input_kinds = ("yaml", "fasta")
-    engine = "predictions.engine.BoltzEngine"
-    Params = PredictParams
-    page = Page(
-        template="predictions/detail.html",
-        scripts=(
-            "vendor/molstar/molstar.js",
-            "predictions/affinity_table.js",
-            "predictions/prediction.js",
-        ),
-        styles=("vendor/molstar/molstar.css", "predictions/prediction.css"),
-        charts=False,  # its figures are the structure's, shown by its own part
-        form="predictions/new.html",
-    )
-    headline = (
-        ("confidence_score", "confidence"),
-        ("iptm", "ipTM"),
-        ("complex_plddt", "pLDDT"),
-        ("affinity_probability_binary", "binder p"),
-    )
+class DocumentInput:
+    """What a kind that takes a structure prediction's input has (a Boltz YAML or FASTA upload,
+    or `params.input`; the MSAs the document names or its search finds): `predict` and
+    `af3`."""
 
-    def validate(self, params: dict, inputs: list, *, project=None, **context) -> dict:
-        cleaned = self.clean_params(params)
+    def clean_document(self, cleaned: dict, inputs: list, project) -> dict:
+        """The input, given once, checked by this portal and by boltz's own parser."""
         if ("input" in cleaned) == bool(inputs):
             raise invalid("Give the input once: a YAML or FASTA upload, or `params.input`.")
         document = cleaned["input"] if "input" in cleaned else document_of(inputs[0])
-        cleaned["input"] = check_document(document)
-        check_with_boltz(cleaned["input"], referenced_uploads(cleaned["input"], project))
-        why = self.unavailable()
-        if why:
-            raise PortalError(f"{why}, then submit again.", code="boltz_unavailable")
-        if "seed" not in cleaned:
-            cleaned["seed"] = secrets.randbelow(2**32)
-        if "msa" not in cleaned:
-            cleaned["msa"] = "server" if settings.PORTAL_MSA_SERVER_URL else "single"
-        return cleaned
+        document = check_document(document)
+        check_with_boltz(document, referenced_uploads(document, project))
+        return document
 
     def split(self, params: dict, inputs: list) -> list[tuple[str, dict, list]] | None:
         """With `per_record`: one prediction per record of a FASTA upload (each read alone, so
@@ -464,15 +434,6 @@ class PredictKind(EngineKind):
     def warnings(self, params: dict) -> list[str]:
         return ambiguous_letters(params["input"])
 
-    def unavailable(self) -> str | None:
-        if any(node.can_run("boltz") for node in Node.objects.filter(enabled=True)):
-            return None
-        return (
-            "No node of this portal has the Boltz-2 weights: an operator runs "
-            "`manage.py boltzweights` on a node (it downloads them into its "
-            "PORTAL_BOLTZ_CACHE)"
-        )
-
     def page_context(self, job) -> dict:
         """The name its files go by, and the protein chains predicted without an MSA (single
         sequence), for the page to say so: an MSA of `empty`, or none where the job's MSA
@@ -490,13 +451,6 @@ class PredictKind(EngineKind):
         return {
             "record": record_name(job.params, job.pk),
             "single_sequence": [str(chain) for chain in single],
-        }
-
-    def form_context(self, project) -> dict:
-        """Where a chain's MSA can come from, for the form to say so."""
-        return {
-            "msa_server": bool(settings.PORTAL_MSA_SERVER_URL),
-            "msa_local": any(n.can_run("msa_local") for n in Node.objects.filter(enabled=True)),
         }
 
     def first_children(self, params: dict) -> list[Child]:
@@ -519,6 +473,63 @@ class PredictKind(EngineKind):
 
     def warm_up(self) -> None:
         load_parser()
+
+
+class PredictKind(DocumentInput, EngineKind):
+    name = "predict"
+    title = "Predict a structure (Boltz-2)"
+    gpu = "optional"
+    shares_gpu = True
+    requires = ("boltz",)
+    min_inputs, max_inputs = 0, 1
+    input_kinds = ("yaml", "fasta")
+    engine = "predictions.engine.BoltzEngine"
+    Params = PredictParams
+    page = Page(
+        template="predictions/detail.html",
+        scripts=(
+            "vendor/molstar/molstar.js",
+            "predictions/affinity_table.js",
+            "predictions/prediction.js",
+        ),
+        styles=("vendor/molstar/molstar.css", "predictions/prediction.css"),
+        charts=False,  # its figures are the structure's, shown by its own part
+        form="predictions/new.html",
+    )
+    headline = (
+        ("confidence_score", "confidence"),
+        ("iptm", "ipTM"),
+        ("complex_plddt", "pLDDT"),
+        ("affinity_probability_binary", "binder p"),
+    )
+
+    def validate(self, params: dict, inputs: list, *, project=None, **context) -> dict:
+        cleaned = self.clean_params(params)
+        cleaned["input"] = self.clean_document(cleaned, inputs, project)
+        why = self.unavailable()
+        if why:
+            raise PortalError(f"{why}, then submit again.", code="boltz_unavailable")
+        if "seed" not in cleaned:
+            cleaned["seed"] = secrets.randbelow(2**32)
+        if "msa" not in cleaned:
+            cleaned["msa"] = "server" if settings.PORTAL_MSA_SERVER_URL else "single"
+        return cleaned
+
+    def unavailable(self) -> str | None:
+        if any(node.can_run("boltz") for node in Node.objects.filter(enabled=True)):
+            return None
+        return (
+            "No node of this portal has the Boltz-2 weights: an operator runs "
+            "`manage.py boltzweights` on a node (it downloads them into its "
+            "PORTAL_BOLTZ_CACHE)"
+        )
+
+    def form_context(self, project) -> dict:
+        """Where a chain's MSA can come from, for the form to say so."""
+        return {
+            "msa_server": bool(settings.PORTAL_MSA_SERVER_URL),
+            "msa_local": any(n.can_run("msa_local") for n in Node.objects.filter(enabled=True)),
+        }
 
     def gpu_memory(self, params: dict, inputs: list) -> int:
         """GPU memory a prediction needs (`memory_needed`, predictions/memory.py), from

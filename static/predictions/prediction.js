@@ -161,8 +161,11 @@
     const several = types.length > 1;
     const ligand = types.includes("nonpolymer");
     const proteins = types.filter((t) => t === "protein").length;
+    const af3 = section.dataset.engine === "af3";
     const rows = [
-      ["confidence score", confidence.confidence_score, true],
+      [af3 ? "ranking score" : "confidence score", confidence.confidence_score, true],
+      ["fraction disordered", confidence.fraction_disordered, af3],
+      ["has a clash", confidence.has_clash, af3],
       ["pTM", confidence.ptm, true],
       ["ipTM", confidence.iptm, several],
       ["complex pLDDT", confidence.complex_plddt, true],

@@ -1,0 +1,233 @@
+"""The `af3` kind: AlphaFold 3 on the nodes that have it. Real AlphaFold 3 cannot run here (its
+weights are licensed, it needs a GPU); the node runs tests/af3_standin.py as its
+PORTAL_AF3_COMMAND, which checks its flags and input JSON as AlphaFold 3 does and writes
+AlphaFold 3's documented output layout (see its docstring)."""
+
+import io
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from jobs.models import Job, State
+from nodes.models import Node
+from tests.conftest import wait_until
+
+STANDIN = Path(__file__).resolve().parent.parent / "af3_standin.py"
+COMMAND = f"{sys.executable} {STANDIN}"
+GPU = json.dumps([{"name": "made-up 80 GB", "memory_total": 80 * 2**30}])
+MSA = ">query\nMKTAYIAKQRQISFVKSHFSRQ\n>hit\nMKTAYIAKQRQISFVKAHFSRQ\n"
+
+
+def af3_dirs(tmp_path: Path) -> dict:
+    weights, databases = tmp_path / "af3-weights", tmp_path / "af3-databases"
+    weights.mkdir()
+    (weights / "af3.bin.zst").write_bytes(b"made-up weights")
+    databases.mkdir()
+    return {
+        "PORTAL_AF3_COMMAND": COMMAND,
+        "PORTAL_AF3_MODEL_DIR": str(weights),
+        "PORTAL_AF3_DB_DIR": str(databases),
+        "PORTAL_AF3_VERSION": "3.0.1",
+    }
+
+
+@pytest.mark.slow
+def test_af3_runs_on_the_node_that_has_it_and_its_result_is_a_predictions(
+    boltz_stack, project, alice, tmp_path, client
+):
+    browser = client  # Django's test client, for the page (the API goes over HTTP)
+    af3 = af3_dirs(tmp_path)
+    boltz_stack.add_nodes("plain", cpu_slots=0, PORTAL_FAKE_GPUS=GPU)
+    boltz_stack.add_nodes("alpha", cpu_slots=0, PORTAL_FAKE_GPUS=GPU, **af3)
+    wait_until(lambda: Node.objects.get(name="alpha").can_run("af3"), 30, what="AlphaFold 3 ready")
+    client = boltz_stack.client(alice)
+    msa = client.session.post(
+        client.url + "/api/v1/uploads/",
+        data={"project": project.pk},
+        files={"file": ("a.a3m", MSA)},
+        timeout=30,
+    ).json()
+    complex_ = {
+        "sequences": [
+            {"protein": {"id": "A", "sequence": "MKTAYIAKQRQISFVKSHFSRQ", "msa": msa["id"]}},
+            {"protein": {"id": "b", "sequence": "GSHMKVLAAGIVG", "cyclic": True, "msa": "empty"}},
+            {"ligand": {"id": "L", "smiles": "CC(=O)Oc1ccccc1C(=O)O"}},
+        ]
+    }
+    given = client.submit(
+        project,
+        kind="af3",
+        params={"input": complex_, "model_seeds": [7, 8], "num_diffusion_samples": 2},
+    )
+    searched = client.submit(
+        project,
+        kind="af3",
+        params={
+            "input": {"sequences": [{"protein": {"id": "A", "sequence": "MADEEKLPPGWEKRMSRSSGR"}}]},
+            "data_pipeline": True,
+        },
+    )
+    ids = [given["id"], searched["id"]]
+    wait_until(lambda: all(Job.objects.get(pk=pk).is_finished for pk in ids), 90, what="af3")
+    jobs = [Job.objects.get(pk=pk) for pk in ids]
+    assert [j.state for j in jobs] == [State.SUCCEEDED] * 2, [j.error for j in jobs]
+    assert {j.node.name for j in jobs} == {"alpha"}  # never the node without AlphaFold 3
+    job, alone = jobs
+
+    # What the export could not carry, said at submission.
+    assert any("is cyclic" in w for w in job.warnings)
+    # AlphaFold 3 got the portal's MSAs and was told not to search; the other job searched.
+    said = [e.data.get("line", "") for e in job.events.filter(type="log")]
+    flags = json.loads(next(s for s in said if s.startswith("stand-in")).split("flags: ")[1])
+    assert flags["run_data_pipeline"] is False and flags["num_diffusion_samples"] == 2
+    assert flags["model_dir"] == af3["PORTAL_AF3_MODEL_DIR"]
+    lines = [e.data.get("line", "") for e in alone.events.filter(type="log")]
+    assert "Running data pipeline..." in lines
+    sent = json.loads(artifact(job, "af3_input.json"))
+    assert sent["modelSeeds"] == [7, 8]
+    first, second, ligand = sent["sequences"]
+    assert first["protein"]["unpairedMsa"] == MSA
+    assert second["protein"]["id"] == "B" and second["protein"]["unpairedMsa"] == ""
+    assert ligand == {"ligand": {"id": "L", "smiles": "CC(=O)Oc1ccccc1C(=O)O"}}
+
+    # Four samples (two seeds, two each), ranked by AlphaFold 3's ranking score; the best one's
+    # figures are the job's metrics; AlphaFold 3's own folder is kept whole.
+    record = f"job-{job.pk}"
+    names = set(job.artifacts.values_list("name", flat=True))
+    # AlphaFold 3 names its folder and files after the job's name, sanitised as it does.
+    af3_name = "".join(
+        c for c in f"{job.name} job {job.pk}".replace(" ", "_") if c.isascii() and
+        (c.isalnum() or c in "_-.")
+    )  # fmt: skip
+    top = f"af3/{af3_name}/{af3_name}"
+    ranked = [json.loads(artifact(job, f"confidence_{record}_model_{k}.json")) for k in range(4)]
+    scores = [r["ranking_score"] for r in ranked]
+    assert scores == sorted(scores, reverse=True)
+    summary = json.loads(artifact(job, f"{top}_summary_confidences.json"))
+    assert summary["ranking_score"] == scores[0] == job.metrics["ranking_score"]["value"]
+    assert job.metrics["ptm"]["value"] == summary["ptm"]
+    assert job.metrics["iptm_A_b"]["value"] == summary["chain_pair_iptm"][0][1]
+    assert f"{top}_ranking_scores.csv" in names and f"{top}_data.json" in names
+    assert f"af3/{af3_name}/TERMS_OF_USE.md" in names
+    assert len([n for n in names if n.endswith("_model.cif")]) == 5  # 4 samples and the best
+
+    # The page and its API read them as a prediction's: chains by the scientist's names.
+    api = client.session
+    browser.force_login(alice)
+    page = browser.get(f"/jobs/{job.pk}/").content.decode()
+    assert f'data-record="{record}" data-engine="af3"' in page
+    assert "ranked by its ranking score" in page
+    pae = api.get(f"{client.url}/api/v1/jobs/{job.pk}/pae/?sample=1", timeout=30).json()
+    assert [c["name"] for c in pae["chains"]] == ["A", "b", "L"]
+    assert pae["size"] == 22 + 13 + 13  # residues, and the ligand's 13 heavy atoms
+    plddt = api.get(f"{client.url}/api/v1/jobs/{job.pk}/plddt/?sample=0", timeout=30).json()
+    assert len(plddt["values"]) == pae["size"] and all(0 < v <= 100 for v in plddt["values"])
+
+    # The archive carries AlphaFold 3's input, its MSAs, its outputs and what ran it.
+    archive = api.get(f"{client.url}/api/v1/jobs/{job.pk}/archive/", timeout=30)
+    with zipfile.ZipFile(io.BytesIO(archive.content)) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+        assert "af3_input.json" in zf.namelist()
+    engine = manifest["engine"]
+    assert (engine["engine"], engine["af3_version"]) == ("alphafold3", "3.0.1")
+    assert len(engine["model_dir_sha256"]) == 64 and engine["model_seeds"] == [7, 8]
+
+
+def artifact(job, name: str) -> bytes:
+    from django.core.files.storage import default_storage
+
+    stored = job.artifacts.get(name=name)
+    with default_storage.open(stored.storage_key, "rb") as f:
+        return f.read()
+
+
+@pytest.mark.django_db
+@pytest.mark.database
+def test_af3_is_refused_while_no_node_has_it_naming_the_settings(
+    api, alice, project, make_node, boltz_cache, settings
+):
+    settings.PORTAL_BOLTZ_CACHE = str(boltz_cache["cache"])  # the portal's molecules
+    make_node("plain", engines={"boltz": {"ready": True}})
+    response = api(alice).post(
+        "/api/v1/jobs/",
+        {
+            "project": project.pk,
+            "kind": "af3",
+            "params": {"input": {"sequences": [{"protein": {"id": "A", "sequence": "MKV"}}]}},
+        },
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "PORTAL_AF3_COMMAND" in response.json()["detail"]
+    assert "PORTAL_AF3_MODEL_DIR" in response.json()["detail"]
+
+
+def test_a_node_has_af3_only_with_its_command_and_its_weights(tmp_path, monkeypatch):
+    from nodes.probe import af3_info
+
+    af3 = af3_dirs(tmp_path)
+    for key, value in af3.items():
+        monkeypatch.setenv(key, value)
+    assert af3_info()["ready"] and af3_info()["version"] == "3.0.1"
+    monkeypatch.setenv("PORTAL_AF3_COMMAND", "no-such-program --flag")
+    assert af3_info()["fix"] == "PORTAL_AF3_COMMAND's program 'no-such-program' is not there"
+    monkeypatch.setenv("PORTAL_AF3_COMMAND", COMMAND)
+    monkeypatch.setenv("PORTAL_AF3_MODEL_DIR", str(tmp_path / "nothing"))
+    assert af3_info()["fix"] == "set PORTAL_AF3_MODEL_DIR to AlphaFold 3's weights folder"
+    monkeypatch.delenv("PORTAL_AF3_COMMAND")
+    assert not af3_info()["ready"]
+
+
+@pytest.mark.parametrize(
+    "change, refusal",
+    [
+        (lambda d: d["sequences"][0]["protein"].update(id="a"), "chain ids are uppercase"),
+        (lambda d: d["sequences"][0]["protein"].pop("pairedMsa"), "pairedMsa must be set"),
+        (lambda d: d.update(dialect="alphafold"), "Unsupported dialect"),
+        (lambda d: d["sequences"].append({"ligand": {"id": "L"}}), "exactly one of ccdCodes"),
+        (lambda d: d["sequences"][0]["protein"].update(msa=1), "Unexpected protein fields"),
+        (
+            lambda d: d["sequences"][0]["protein"].update(unpairedMsa=">x\nMKT\n"),
+            "not the query sequence",
+        ),
+    ],
+)
+def test_the_standin_refuses_what_alphafold3_refuses(tmp_path, change, refusal):
+    document = {
+        "name": "job 1",
+        "modelSeeds": [1],
+        "dialect": "alphafold3",
+        "version": 2,
+        "sequences": [
+            {
+                "protein": {
+                    "id": "A",
+                    "sequence": "MKV",
+                    "unpairedMsa": "",
+                    "pairedMsa": "",
+                    "templates": [],
+                }
+            }
+        ],
+    }
+    change(document)
+    (tmp_path / "in.json").write_text(json.dumps(document))
+    (tmp_path / "weights").mkdir()
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(STANDIN),
+            f"--json_path={tmp_path / 'in.json'}",
+            f"--output_dir={tmp_path / 'out'}",
+            f"--model_dir={tmp_path / 'weights'}",
+            "--norun_data_pipeline",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and refusal in done.stderr, done.stderr
