@@ -79,10 +79,11 @@ def params_table(params: dict) -> list[tuple[str, str]]:
 
 
 def unavailable_kinds() -> list[tuple[str, str]]:
-    """(title, why and what an operator does) of each kind no node can run now."""
+    """(title, why and what an operator does) of each kind no node can run now (but those a
+    portal may well go without: `JobKind.optional`)."""
     found = []
     for _, kind in sorted(registry().items()):
-        why = kind.unavailable()
+        why = None if kind.optional else kind.unavailable()
         if why:
             found.append((kind.title or kind.name, why))
     return found

@@ -115,6 +115,7 @@ class Af3Kind(DocumentInput, CommandKind):
     title = "Predict a structure (AlphaFold 3)"
     gpu = "required"
     requires = ("af3",)
+    optional = True  # most portals have no AlphaFold 3
     min_inputs, max_inputs = 0, 1
     input_kinds = ("yaml", "fasta")
     Params = Af3Params
@@ -131,7 +132,7 @@ class Af3Kind(DocumentInput, CommandKind):
         cleaned["input"] = self.clean_document(cleaned, inputs, project)
         why = self.unavailable()
         if why:
-            raise PortalError(why, code="af3_unavailable")
+            raise PortalError(f"{why}, then submit again.", code="af3_unavailable")
         if "model_seeds" not in cleaned:
             cleaned["model_seeds"] = [secrets.randbelow(2**32)]
         if cleaned["data_pipeline"]:
@@ -150,7 +151,7 @@ class Af3Kind(DocumentInput, CommandKind):
         return (
             "No node of this portal runs AlphaFold 3: an operator sets PORTAL_AF3_COMMAND "
             "(how a node runs AlphaFold 3's run_alphafold.py) and PORTAL_AF3_MODEL_DIR (its "
-            "weights) on a node (docs/kinds/af3.md), then submit again"
+            "weights) on a node (docs/kinds/af3.md)"
         )
 
     def gpu_memory(self, params: dict, inputs: list) -> int:
