@@ -176,8 +176,8 @@ def serve(args) -> None:
         identity=args.identity,
     )
     # A stopped engine (idle, evicted, its node gone) takes its status file with it; one told
-    # to stop while it runs a job (another lane's runner making room as this one took a job)
-    # ends after that job.
+    # to stop as it takes a job (another lane's runner making room at that moment) ends after
+    # that job.
     signal.signal(signal.SIGTERM, _stop_when_idle)
     status.write("loading")
     try:
@@ -195,15 +195,16 @@ def serve(args) -> None:
         status.remove()
 
 
-_serving = threading.Event()
-_stop_after_job = threading.Event()
+_listening = threading.Event()
+_stop = threading.Event()
 
 
 def _stop_when_idle(*_) -> None:
-    if _serving.is_set():
-        _stop_after_job.set()
-    else:
+    """SIGTERM: a loading engine exits at once; a listening one between two jobs (its loop
+    looks at least once a second), so that a job it has accepted is served whole."""
+    if not _listening.is_set():
         sys.exit(0)
+    _stop.set()
 
 
 def _listen(engine, socket_path: Path, status: _Status, idle_seconds, node_pid) -> None:
@@ -216,8 +217,9 @@ def _listen(engine, socket_path: Path, status: _Status, idle_seconds, node_pid) 
     status.write("idle", engine.memory_held())
     print(f"engine ready on {socket_path}", flush=True)
     idle_since = time.monotonic()
+    _listening.set()
     try:
-        while True:
+        while not _stop.is_set():
             try:
                 connection, _ = server.accept()
             except TimeoutError:
@@ -228,17 +230,21 @@ def _listen(engine, socket_path: Path, status: _Status, idle_seconds, node_pid) 
                     print("the node process is gone; exiting", flush=True)
                     return
                 continue
-            _serving.set()
             status.write("busy", engine.memory_held())
             # Idle again before the runner hears the job ended: the slot's next job may start
             # at once, and reads the status to see what memory it must make room for.
             with connection:
                 _serve_one(engine, connection, lambda: status.write("idle", engine.memory_held()))
-            _serving.clear()
-            if _stop_after_job.is_set():
-                print("engine asked to stop during a job; exiting after it", flush=True)
-                return
             idle_since = time.monotonic()
+        # A job that connected as the engine was told to stop is served before it goes.
+        server.settimeout(0.0)
+        with contextlib.suppress(BlockingIOError, TimeoutError):
+            while True:
+                connection, _ = server.accept()
+                connection.setblocking(True)
+                with connection:
+                    _serve_one(engine, connection, lambda: status.write("idle", 0))
+        print("engine asked to stop; exiting", flush=True)
     finally:
         server.close()
         with contextlib.suppress(FileNotFoundError):

@@ -96,6 +96,13 @@ def runs_alone(kind, gpu_memory: int | None, gpu_alone: bool) -> bool:
     return not kind.shares_gpu or not gpu_memory or bool(gpu_alone)
 
 
+def room_needed(kind, gpu_memory: int | None, gpu_alone: bool) -> int | None:
+    """The GPU memory to make room for before a job starts (see jobs/engine_client.py:
+    `make_room`): its estimate; None, all of it, for a job that takes the whole GPU or runs
+    again alone after running out of memory."""
+    return None if kind.whole_gpu or gpu_alone else gpu_memory
+
+
 @dataclass(slots=True)
 class Lane:
     """A job placed on a GPU's lane: its slot, and what it takes of the GPU."""
@@ -184,7 +191,7 @@ def _crowded(kind, job, node: Node, slot: dict, use: GpuUse) -> bool:
     idle = use.idle_held(node, slot, engine_of(kind))
     if not idle:
         return False
-    needed = job.gpu_memory
+    needed = room_needed(kind, job.gpu_memory, job.gpu_alone)
     if not needed:
         return True
     busy = use.lanes_busy(node.pk, slot["gpu"])
@@ -228,10 +235,26 @@ def enqueue(job_id: int, placement: int, queue: str) -> None:
     )
 
 
-def claim(job: Job, node: Node, slot: dict) -> bool:
-    """Place `job` on `slot` of `node` if nobody placed it meanwhile."""
+def _still_fits(kind, job, node: Node, slot: dict) -> bool:
+    """Whether the job still fits the slot's GPU beside the jobs placed on it now (another
+    pass may have placed one on another of its lanes since this pass read them)."""
+    placed = Job.objects.filter(
+        node_id=node.pk, gpu=slot["gpu"], state__in=[State.QUEUED, State.RUNNING]
+    ).values("node_id", "slot", "gpu", "kind", "gpu_memory", "gpu_alone")
+    return _fits(kind, job, node, slot, GpuUse([node], list(placed)))
+
+
+def claim(job: Job, node: Node, slot: dict, kind=None) -> bool:
+    """Place `job` on `slot` of `node` if nobody placed it meanwhile. On a GPU, one claim at a
+    time per node (its row locked), which checks again that the job fits beside the jobs its
+    GPU's other lanes hold: the unique (node, slot) index keeps one job a lane, not a GPU's
+    memory."""
     try:
         with transaction.atomic():
+            if slot["gpu"] is not None and kind is not None:
+                Node.objects.select_for_update().filter(pk=node.pk).first()
+                if not _still_fits(kind, job, node, slot):
+                    return False
             # Only if nobody placed it meanwhile: then its placement number is the one read.
             claimed = Job.objects.filter(
                 pk=job.pk, state=State.QUEUED, node__isnull=True, placement=job.placement
@@ -308,7 +331,7 @@ def _place(per_user: int, freed: FreedSlot | None) -> tuple[int, tuple[int, int]
         if choice is None:
             continue
         node, slot = choice
-        if claim(job, node, slot):
+        if claim(job, node, slot, kind):
             placed += 1
             if slot["gpu"] is not None:
                 alone = runs_alone(kind, job.gpu_memory, job.gpu_alone)

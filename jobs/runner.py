@@ -33,7 +33,7 @@ from jobs.kinds import get_kind
 from jobs.kinds.base import Input, RunContext, Runs
 from jobs.lifecycle import events_append
 from jobs.models import Job, State
-from jobs.placement import FreedSlot, hand_over
+from jobs.placement import FreedSlot, hand_over, room_needed
 from jobs.processes import DONE, Run, SubprocessRun, ThreadRun
 from jobs.services import job_finish, job_requeue, job_start
 from portal.uploads.filenames import safe_filename
@@ -131,7 +131,9 @@ class JobRun:
     def make_room(self, context: RunContext) -> None:
         """Idle engines on this GPU go if the job needs their memory (not those of the lanes
         other jobs are placed on)."""
-        slot = next(s for s in self.job.node.slots() if s["slot"] == context.slot)
+        # A slot the node no longer has (it restarted with other lanes since the job was
+        # placed) is taken as its GPU's, of unknown memory.
+        slot = next((s for s in self.job.node.slots() if s["slot"] == context.slot), {})
         others = dict(
             Job.objects.filter(
                 node_id=self.job.node_id,
@@ -141,8 +143,9 @@ class JobRun:
             .exclude(pk=self.job.pk)
             .values_list("slot", "gpu_memory")
         )
-        needed = self.job.gpu_memory
-        for line in make_room(self.kind, context.slot, context.gpu, needed, slot["memory"], others):
+        needed = room_needed(self.kind, self.job.gpu_memory, self.job.gpu_alone)
+        memory = slot.get("memory")
+        for line in make_room(self.kind, context.slot, context.gpu, needed, memory, others):
             self.add({"type": "log", "line": line})
 
     def fetch_inputs(self) -> list[Input]:
@@ -228,8 +231,8 @@ class JobRun:
         if process.error and self.out_of_memory_beside_others(process.error):
             return Outcome(
                 State.QUEUED,
-                f"it ran out of GPU memory on a GPU it shared ({process.error}); back in the "
-                "queue once, to run with the GPU to itself",
+                f"it ran out of GPU memory ({process.error}); back in the queue once, to run "
+                "with the GPU to itself (no other job, no idle engine)",
                 alone=True,
             )
         if process.error:
@@ -241,8 +244,8 @@ class JobRun:
         return Outcome(State.FAILED, f"exited with code {code}", tail)
 
     def out_of_memory_beside_others(self, error: str) -> bool:
-        """Whether the run failed for GPU memory where it may have shared its GPU: then it
-        runs again alone, once (a job that still runs out of memory alone fails)."""
+        """Whether the run failed for GPU memory where its GPU may have held other jobs or
+        idle engines: then it runs again alone, once (out of memory alone, it fails)."""
         return (
             self.job.gpu is not None
             and self.kind.shares_gpu

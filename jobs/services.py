@@ -68,13 +68,17 @@ def _gpu_memory(kind, params, inputs) -> int | None:
     needed = kind.gpu_memory(params, inputs) if kind.gpu != "none" else None
     if not needed:
         return None
-    nodes = list(Node.objects.filter(enabled=True))
+    nodes = [
+        node
+        for node in Node.objects.filter(enabled=True)
+        if all(node.can_run(engine) for engine in kind.requires)
+    ]
     largest = max((gpu.get("memory_total") or 0 for node in nodes for gpu in node.gpus), default=0)
     cpu_only = kind.gpu == "optional" and any(not node.gpus and node.cpu_slots for node in nodes)
     if largest < needed and not cpu_only:
         raise PortalError(
-            f"This job needs about {needed / 2**30:.1f} GiB of GPU memory; the largest GPU in "
-            f"the pool has {largest / 2**30:.1f} GiB. Make the input smaller.",
+            f"This job needs about {needed / 2**30:.1f} GiB of GPU memory; the largest GPU of "
+            f"the nodes that run it has {largest / 2**30:.1f} GiB. Make the input smaller.",
             code="job_too_big",
         )
     return needed

@@ -42,7 +42,7 @@ def pool_snapshot() -> list[dict]:
                     "name": j.name,
                     "kind": j.kind,
                     "gpu": j.gpu,
-                    "lane": j.slot % node.lanes_per_gpu if j.gpu is not None else None,
+                    "lane": j.slot % max(1, node.lanes_per_gpu) if j.gpu is not None else None,
                 }
                 for j in node.running
             ],

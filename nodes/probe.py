@@ -232,8 +232,10 @@ def af3_info() -> dict:
     model_dir = Path(os.environ.get("PORTAL_AF3_MODEL_DIR", "")).expanduser()
     db_dir = os.environ.get("PORTAL_AF3_DB_DIR", "")
     program = shutil.which(command[0]) if command else None
-    has_model = bool(os.environ.get("PORTAL_AF3_MODEL_DIR")) and model_dir.is_dir()
-    has_model = has_model and any(model_dir.iterdir())
+    try:
+        has_model = bool(os.environ.get("PORTAL_AF3_MODEL_DIR")) and any(model_dir.iterdir())
+    except OSError:  # not there, not a folder, not readable
+        has_model = False
     fix = ""
     if not command:
         fix = "set PORTAL_AF3_COMMAND (how this node runs run_alphafold.py)"

@@ -347,8 +347,8 @@ PORTAL_JOB_KIND_MODULES = env.list("PORTAL_JOB_KIND_MODULES", default=[])
 PORTAL_NODE_NAME = env.str("PORTAL_NODE_NAME", default="")
 PORTAL_NODE_BOOT_ID = env.str("PORTAL_NODE_BOOT_ID", default="")
 # The CPU threads each job and engine of the node may use (OMP_NUM_THREADS and the like);
-# `runnode --threads-per-slot`, by default the host's cores shared out among its slots. 0: no
-# limit (every process uses every core).
+# `runnode --threads-per-slot`, by default the host's cores shared out among its GPUs and CPU
+# slots. 0: no limit (every process uses every core).
 PORTAL_THREADS_PER_SLOT = env.int("PORTAL_THREADS_PER_SLOT", default=0)
 # How many jobs a node's GPU runs at once (`runnode --jobs-per-gpu`): `auto`, as many as
 # their memory estimates fit (up to PORTAL_LANES_AUTO), or a number (1: a job has its GPU to

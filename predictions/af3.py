@@ -116,6 +116,7 @@ class Af3Kind(DocumentInput, CommandKind):
     gpu = "required"
     requires = ("af3",)
     optional = True  # most portals have no AlphaFold 3
+    whole_gpu = True  # JAX takes 95 % of the GPU as AlphaFold 3 starts
     min_inputs, max_inputs = 0, 1
     input_kinds = ("yaml", "fasta")
     Params = Af3Params

@@ -18,6 +18,7 @@ under `af3/`. No Django here: it runs in a bare subprocess.
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -38,10 +39,19 @@ STAGES = [
 ]
 
 
-def af3_argv(request: dict) -> list[str]:
-    """The node's command with AlphaFold 3's flags, as run_alphafold.py takes them."""
+def af3_argv(request: dict, gpu: str, uid: int, gid: int) -> list[str]:
+    """The node's command with AlphaFold 3's flags, as run_alphafold.py takes them; `{gpu}`,
+    `{uid}` and `{gid}` in the command become the job's GPU (as CUDA_VISIBLE_DEVICES names it)
+    and this process's user and group (for a container: `--gpus device={gpu}`,
+    `--user {uid}:{gid}`)."""
+    values = {"{gpu}": gpu, "{uid}": str(uid), "{gid}": str(gid)}
+    command = []
+    for word in request["command"]:
+        for placeholder, value in values.items():
+            word = word.replace(placeholder, value)
+        command.append(word)
     argv = [
-        *request["command"],
+        *command,
         f"--json_path={request['json_path']}",
         f"--output_dir={request['output_dir']}",
         f"--model_dir={request['model_dir']}",
@@ -81,8 +91,8 @@ def output_folder(root: Path) -> Path:
 
 def one(folder: Path, pattern: str, but: str | None = None) -> Path:
     """The file of `folder` matching `pattern` (AlphaFold 3 prefixes its files with the job's
-    name in its current layout, and did not in its first)."""
-    found = [p for p in sorted(folder.glob(pattern)) if not (but and but in p.name)]
+    name in its current layout, and did not in its first), but one whose name ends in `but`."""
+    found = [p for p in sorted(folder.glob(pattern)) if not (but and p.name.endswith(but))]
     if not found:
         raise SystemExit(f"AlphaFold 3 wrote no {pattern} in {folder.name}")
     return found[0]
@@ -189,7 +199,9 @@ def convert(folder: Path, out: Path, record: str, names: dict, types: dict) -> l
     samples.sort(key=lambda s: (-s[0], s[1]))
     figures = []
     for k, (_, name, sample, summary) in enumerate(samples):
-        confidences = json.loads(one(sample, "*confidences.json", but="summary").read_text())
+        confidences = json.loads(
+            one(sample, "*confidences.json", but="summary_confidences.json").read_text()
+        )
         model = one(sample, "*model.cif")
         order = list(dict.fromkeys(confidences["token_chain_ids"]))
         shutil.copyfile(model, out / f"{record}_model_{k}.cif")
@@ -228,7 +240,8 @@ def main() -> None:
     request = json.loads(Path(sys.argv[1]).read_text())
     out = Path(request["out"])
     markers.progress(1, "starting AlphaFold 3")
-    code = run(af3_argv(request))
+    gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "0")
+    code = run(af3_argv(request, gpu, os.getuid(), os.getgid()))
     if code:
         raise SystemExit(f"AlphaFold 3 exited with code {code}")
     folder = output_folder(Path(request["output_dir"]))

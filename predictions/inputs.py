@@ -494,7 +494,8 @@ def as_alphafold3(
     `unpairedMsa`; else the one its search found (`searched[chain]`: (unpaired, paired) A3M);
     else none (empty MSAs: AlphaFold 3 then predicts it single sequence, as boltz did). An
     RNA chain's MSA is empty. With `data_pipeline` (AlphaFold 3's own search on its
-    databases), a chain without an uploaded MSA names none, and AlphaFold 3 searches it."""
+    databases), a protein that names no MSA (neither an upload nor `empty`) names none in
+    AlphaFold 3's input, and AlphaFold 3 searches it."""
     searched = searched or {}
     ids = af3_chain_ids(document)
     warnings = []
@@ -532,7 +533,7 @@ def as_alphafold3(
                 unpaired = msa_text(msa)
             elif msa is None and first in searched:
                 unpaired, paired = searched[first]
-            if not data_pipeline or isinstance(msa, int):
+            if not data_pipeline or msa is not None:  # an upload, or `empty`
                 entry |= {"unpairedMsa": unpaired, "pairedMsa": paired, "templates": []}
         else:
             entry["modifications"] = [

@@ -147,6 +147,9 @@ class JobKind:
     # Whether its jobs may run beside others on one GPU, each in a lane of its own, while their
     # memory estimates (`gpu_memory`) fit (jobs/placement.py); else a job has its GPU alone.
     shares_gpu: bool = False
+    # Whether its program takes all of its GPU's memory whatever its estimate says (JAX takes
+    # 95 % of it as it starts): the idle engines on its GPU are stopped before it starts.
+    whole_gpu: bool = False
     # Whether a portal may well have no node for it (AlphaFold 3, which each lab licenses):
     # that it cannot run is said on its form and in the list of kinds, not on the dashboard.
     optional: bool = False

@@ -138,8 +138,8 @@ def test_a_job_out_of_gpu_memory_beside_another_runs_again_alone_once(
     oom.refresh_from_db()
     assert (oom.state, oom.gpu_alone, oom.node) == (State.QUEUED, True, None)
     said = [e.data["reason"] for e in oom.events.filter(type="state")]
-    assert said[-1].startswith("it ran out of GPU memory on a GPU it shared (OutOfMemoryError: ")
-    assert said[-1].endswith("back in the queue once, to run with the GPU to itself")
+    assert said[-1].startswith("it ran out of GPU memory (OutOfMemoryError: CUDA out of memory")
+    assert said[-1].endswith("to run with the GPU to itself (no other job, no idle engine)")
 
     # It waits while the other job holds the GPU; the other's runner takes it on after it.
     place_queued_jobs()
@@ -148,3 +148,101 @@ def test_a_job_out_of_gpu_memory_beside_another_runs_again_alone_once(
     oom.refresh_from_db()
     assert oom.state == State.SUCCEEDED and oom.attempt == 2
     assert any(line.startswith("loads=1 jobs=2") for line in lines(oom))
+
+
+def test_an_engine_told_to_stop_during_a_job_finishes_it_first(tmp_path):
+    """Another lane's runner making room stops idle engines; one that took a job meanwhile
+    serves it whole, then goes."""
+    import json
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from django.conf import settings as django_settings
+
+    from jobs.engine_server import END
+    from tests.conftest import wait_until
+
+    path = tmp_path / "counter.sock"
+    engine = subprocess.Popen(
+        [sys.executable, "-m", "jobs.engine_server", "--engine", "tests.jobprograms.CounterEngine",
+         "--kind", "counter", "--socket", str(path), "--slot", "0"],
+        cwd=django_settings.BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_until(path.exists, 30, what="the engine to listen")
+        with socket.socket(socket.AF_UNIX) as connection:
+            connection.connect(str(path))
+            request = {"job_id": 1, "seconds": 1.5, "out": str(tmp_path)}
+            connection.sendall((json.dumps(request) + "\n").encode())
+            time.sleep(0.3)
+            os.kill(engine.pid, signal.SIGTERM)
+            said = connection.makefile("r").read()
+        end = next(line for line in said.splitlines() if line.startswith(END))
+        assert json.loads(end[len(END) :]) == {"status": "ok"}
+        assert (tmp_path / "count.txt").exists()
+        assert engine.wait(5) == 0
+    finally:
+        engine.kill()
+
+
+@pytest.mark.parametrize("needed, stopped", [(4 * GIB, [3]), (None, [2, 3])])
+def test_making_room_stops_idle_engines_of_free_lanes_only_until_the_job_fits(
+    settings, tmp_path, needed, stopped
+):
+    """The engines are stand-ins (`sleep` processes with the status files engines keep): on a
+    12 GiB GPU, the job's own lane (slot 0) keeps its warm engine, another job's lane (slot 1)
+    keeps its busy one, and idle engines of free lanes (slot 2: the job's engine class, slot
+    3: another) go, another class's first, until the job's estimate fits (all of them for a
+    job without one)."""
+    import json
+    import subprocess
+    from types import SimpleNamespace
+
+    from jobs.engine_client import engines_dir, make_room
+
+    settings.PORTAL_NODE_NAME, settings.PORTAL_GPU_HEADROOM = "box", GIB
+    folder = engines_dir("box")
+    folder.mkdir(parents=True, exist_ok=True)
+    processes = {}
+    for slot, engine, state in [(0, "E1", "idle"), (1, "E1", "busy"), (2, "E1", "idle"),
+                                (3, "E2", "idle")]:  # fmt: skip
+        process = subprocess.Popen(["sleep", "60"], start_new_session=True)
+        processes[slot] = process
+        status = {"engine": engine, "kind": engine.lower(), "slot": slot, "gpu": 0,
+                  "state": state, "memory": 3 * GIB if slot != 1 else 4 * GIB,
+                  "pid": process.pid}  # fmt: skip
+        (folder / f"{engine}-slot{slot}.json").write_text(json.dumps(status))
+    kind = SimpleNamespace(name="e1", engine="E1")
+    try:
+        said = list(make_room(kind, 0, 0, needed, 12 * GIB, {1: 4 * GIB}))
+        gone = [slot for slot, process in processes.items() if process.poll() is not None]
+        assert gone == stopped
+        assert len(said) == len(stopped) and all("to make room" in line for line in said)
+    finally:
+        for process in processes.values():
+            process.kill()
+            process.wait()
+        for status in folder.glob("*.json"):
+            status.unlink()
+
+
+def test_a_claim_checks_the_fit_again_against_what_another_pass_placed_meanwhile(
+    make_node, submit, enqueued, sharing
+):
+    """Two passes at once: this one read the GPU empty, another has placed a job on one of
+    its lanes since; the claim of another lane sees it and refuses."""
+    from jobs.placement import Waiting, claim
+
+    node = make_node("box", cpu_slots=0, gpus=[fake_gpu(0, memory=12 * GIB)], lanes=4)
+    first = submit(params={"gib": 7})
+    assert where(first) == (0, 0)
+    late = submit(params={"gib": 5, "n": 1})  # 7 + 5 + 2 > 12: it waits
+    assert where(late) is None
+    row = Job.objects.filter(pk=late.pk).values(*Waiting.__dataclass_fields__).get()
+    lane = node.slots()[1]
+    assert not claim(Waiting(**row), node, lane, get_kind("sleep"))
+    assert where(late) is None

@@ -41,6 +41,9 @@ def test_af3_runs_on_the_node_that_has_it_and_its_result_is_a_predictions(
 ):
     browser = client  # Django's test client, for the page (the API goes over HTTP)
     af3 = af3_dirs(tmp_path)
+    # `{gpu}` is put in as the job's GPU (here in a flag AlphaFold 3 has, for the stand-in to
+    # show it; a container is told it by `--gpus device={gpu}`).
+    af3["PORTAL_AF3_COMMAND"] += " --gpu_device={gpu}"
     boltz_stack.add_nodes("plain", cpu_slots=0, PORTAL_FAKE_GPUS=GPU)
     boltz_stack.add_nodes("alpha", cpu_slots=0, PORTAL_FAKE_GPUS=GPU, **af3)
     wait_until(lambda: Node.objects.get(name="alpha").can_run("af3"), 30, what="AlphaFold 3 ready")
@@ -84,7 +87,7 @@ def test_af3_runs_on_the_node_that_has_it_and_its_result_is_a_predictions(
     said = [e.data.get("line", "") for e in job.events.filter(type="log")]
     flags = json.loads(next(s for s in said if s.startswith("stand-in")).split("flags: ")[1])
     assert flags["run_data_pipeline"] is False and flags["num_diffusion_samples"] == 2
-    assert flags["model_dir"] == af3["PORTAL_AF3_MODEL_DIR"]
+    assert flags["model_dir"] == af3["PORTAL_AF3_MODEL_DIR"] and flags["gpu_device"] == job.gpu
     lines = [e.data.get("line", "") for e in alone.events.filter(type="log")]
     assert "Running data pipeline..." in lines
     sent = json.loads(artifact(job, "af3_input.json"))

@@ -383,7 +383,7 @@ def test_gpu_memory_is_estimated_from_the_tokens_and_decides_where_a_prediction_
     refused = predict(2000)
     assert refused.status_code == 400 and refused.json()["code"] == "job_too_big"
     assert "about 61.5 GiB" in refused.json()["detail"]
-    assert "the largest GPU in the pool has 24.0 GiB" in refused.json()["detail"]
+    assert "the largest GPU of the nodes that run it has 24.0 GiB" in refused.json()["detail"]
 
 
 def test_a_predictions_input_comes_as_alphafold3_json(boltz_node, api, alice, project, charlie):

@@ -43,7 +43,7 @@ class Command(BaseCommand):
             type=int,
             default=None,
             help="CPU threads each job and engine may use (default: the host's cores divided "
-            "by the node's slots; 0: no limit)",
+            "by the node's GPUs and CPU slots; 0: no limit)",
         )
 
     def handle(
@@ -67,7 +67,10 @@ class Command(BaseCommand):
             raise CommandError(f"That token belongs to node '{config['name']}', not '{name}'.")
         self.workers = workers or config["slots"] + 1
         if threads_per_slot is None:
-            threads_per_slot = max(1, (psutil.cpu_count() or 1) // max(1, config["slots"]))
+            # A GPU's lanes share its part of the cores, as one slot would (their jobs' work is
+            # on the GPU).
+            places = (config["slots"] - config["cpu_slots"]) // lanes + config["cpu_slots"]
+            threads_per_slot = max(1, (psutil.cpu_count() or 1) // max(1, places))
         self.threads = threads_per_slot
         sharing = "auto" if str(settings.PORTAL_JOBS_PER_GPU).lower() == "auto" else lanes
         self.stdout.write(
