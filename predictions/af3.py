@@ -20,7 +20,7 @@ from pathlib import Path
 from django.conf import settings
 from rest_framework import serializers
 
-from jobs.kinds.base import Command, CommandKind, RunContext
+from jobs.kinds.base import Command, CommandKind, Page, RunContext
 from nodes import probe
 from nodes.models import Node
 from portal.errors import PortalError
@@ -120,7 +120,8 @@ class Af3Kind(DocumentInput, CommandKind):
     min_inputs, max_inputs = 0, 1
     input_kinds = ("yaml", "fasta")
     Params = Af3Params
-    page = PredictKind.page.__class__(
+    # A prediction's page (its files are named as a prediction's); the generic form.
+    page = Page(
         template=PredictKind.page.template,
         scripts=PredictKind.page.scripts,
         styles=PredictKind.page.styles,
