@@ -119,6 +119,8 @@ class GpuUse:
     def __init__(self, nodes: list[Node], placed_jobs: list[dict]):
         self.slots = {node.pk: node.slots() for node in nodes}
         self.busy: dict[tuple[int, int], list[Lane]] = {}
+        # GPUs held in this pass for a waiting job that needs them emptier (`hold_a_gpu`).
+        self.held_for: dict[tuple[int, int], int] = {}
         self.held = {
             (node_id, slot["slot"]): slot["warm"]
             for node_id, slots in self.slots.items()
@@ -212,7 +214,7 @@ def choose_slot(kind, job: Job, nodes: list[Node], free: dict[int, list[dict]], 
         if not all(node.can_run(name) for name in (*kind.requires, *job.needs)):
             continue
         for slot in free[node.pk]:
-            if not _fits(kind, job, node, slot, use):
+            if (node.pk, slot["gpu"]) in use.held_for or not _fits(kind, job, node, slot, use):
                 continue
             sharing = len(use.lanes_busy(node.pk, slot["gpu"])) if slot["gpu"] is not None else 0
             rank = (
@@ -227,6 +229,29 @@ def choose_slot(kind, job: Job, nodes: list[Node], free: dict[int, list[dict]], 
             if best is None or rank < best[0]:
                 best = (rank, node, slot)
     return None if best is None else (best[1], best[2])
+
+
+def hold_a_gpu(kind, job, nodes: list[Node], use: GpuUse) -> None:
+    """For a job that fits no GPU now but would fit one once it empties, hold, for the rest of
+    the pass, the GPU large enough that runs the fewest jobs: no job later in the order is put
+    beside them, so it empties. Without it, a large job would wait for as long as smaller ones
+    keep fitting beside the running ones."""
+    if kind.gpu == "none":
+        return
+    needed = job.gpu_memory or 0
+    candidates = [
+        (len(use.lanes_busy(node.pk, slot["gpu"])), node.name, node.pk, slot["gpu"])
+        for node in nodes
+        if all(node.can_run(name) for name in (*kind.requires, *job.needs))
+        for slot in use.slots[node.pk]
+        if slot["gpu"] is not None
+        and slot["lane"] == 0
+        and (slot["memory"] or 0) >= needed
+        and (node.pk, slot["gpu"]) not in use.held_for
+    ]
+    if candidates:
+        _, _, node_id, gpu = min(candidates)
+        use.held_for[(node_id, gpu)] = job.pk
 
 
 def enqueue(job_id: int, placement: int, queue: str) -> None:
@@ -329,6 +354,8 @@ def _place(per_user: int, freed: FreedSlot | None) -> tuple[int, tuple[int, int]
             continue
         choice = choose_slot(kind, job, nodes, free, use)
         if choice is None:
+            if any(slot["gpu"] is not None for slots in free.values() for slot in slots):
+                hold_a_gpu(kind, job, nodes, use)
             continue
         node, slot = choice
         if claim(job, node, slot, kind):

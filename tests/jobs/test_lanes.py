@@ -246,3 +246,16 @@ def test_a_claim_checks_the_fit_again_against_what_another_pass_placed_meanwhile
     lane = node.slots()[1]
     assert not claim(Waiting(**row), node, lane, get_kind("sleep"))
     assert where(late) is None
+
+
+def test_a_large_job_waiting_for_a_gpu_to_empty_is_not_overtaken_by_smaller_ones(
+    make_node, submit, enqueued, sharing
+):
+    make_node("box", cpu_slots=0, gpus=[fake_gpu(0, memory=12 * GIB)], lanes=4)
+    small = submit(params={"gib": 4})
+    large = submit(params={"gib": 9})  # 4 + 9 + 2 > 12: it waits for the GPU to empty
+    later = submit(params={"gib": 4, "n": 1})  # would fit beside the first: it waits behind
+    assert (where(small), where(large), where(later)) == ((0, 0), None, None)
+    end(small)
+    place_queued_jobs()
+    assert where(large) == (0, 0) and where(later) is None
