@@ -232,8 +232,9 @@ def af3_info() -> dict:
     model_dir = Path(os.environ.get("PORTAL_AF3_MODEL_DIR", "")).expanduser()
     db_dir = os.environ.get("PORTAL_AF3_DB_DIR", "")
     program = shutil.which(command[0]) if command else None
+    named = bool(os.environ.get("PORTAL_AF3_MODEL_DIR"))
     try:
-        has_model = bool(os.environ.get("PORTAL_AF3_MODEL_DIR")) and any(model_dir.iterdir())
+        has_model = named and any(model_dir.iterdir())
     except OSError:  # not there, not a folder, not readable
         has_model = False
     fix = ""
@@ -241,8 +242,10 @@ def af3_info() -> dict:
         fix = "set PORTAL_AF3_COMMAND (how this node runs run_alphafold.py)"
     elif program is None:
         fix = f"PORTAL_AF3_COMMAND's program {command[0]!r} is not there"
-    elif not has_model:
+    elif not named:
         fix = "set PORTAL_AF3_MODEL_DIR to AlphaFold 3's weights folder"
+    elif not has_model:
+        fix = f"PORTAL_AF3_MODEL_DIR ({model_dir}) holds no weights"
     return {
         "ready": not fix,
         "fix": fix,

@@ -55,7 +55,8 @@ class Af3Params(serializers.Serializer):
         min_length=1,
         max_length=20,
         required=False,
-        help_text="AlphaFold 3's modelSeeds (one chosen if absent).",
+        help_text="AlphaFold 3's modelSeeds, a JSON list of integers such as [1, 2] (one "
+        "chosen if absent).",
     )
     input = serializers.JSONField(
         required=False,
@@ -82,15 +83,15 @@ class Af3Params(serializers.Serializer):
         choices=["server", "local", "single"],
         required=False,
         help_text=(
-            "Without `data_pipeline`: where the MSA of a protein that names none comes from "
-            "(the MSA server, a node's local database, or none). Default: the server where one "
-            "is configured, else single sequence."
+            "Without AlphaFold 3's data pipeline: where the MSA of a protein that names none "
+            "comes from (the MSA server, a node's local database, or none). Default: the "
+            "server where one is configured, else single sequence."
         ),
     )
     record = serializers.RegexField(
         RECORD,
         required=False,
-        help_text="The name its files go by (by default `job-` and the job's number).",
+        help_text="The name its files go by (by default job- and the job's number).",
     )
 
 
@@ -138,7 +139,7 @@ class Af3Kind(DocumentInput, CommandKind):
         if "model_seeds" not in cleaned:
             cleaned["model_seeds"] = [secrets.randbelow(2**32)]
         if cleaned["data_pipeline"]:
-            cleaned["msa"] = "single"  # AlphaFold 3 searches what has no MSA
+            cleaned.pop("msa", None)  # AlphaFold 3 searches what has no MSA
         elif "msa" not in cleaned:
             cleaned["msa"] = "server" if settings.PORTAL_MSA_SERVER_URL else "single"
         return cleaned

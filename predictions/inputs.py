@@ -564,6 +564,13 @@ def as_alphafold3(
             "Affinity is left out: AlphaFold 3 predicts no binding affinity (Boltz-2's "
             "affinity model can score its complex afterwards)."
         )
+    renamed = [f"chain {mine} is {theirs}" for mine, theirs in ids.items() if mine != theirs]
+    if renamed:
+        said = ", ".join(renamed[:-1]) + (" and " if len(renamed) > 1 else "") + renamed[-1]
+        warnings.append(
+            f"{said[0].upper()}{said[1:]} in AlphaFold 3's input and structure: it takes chain "
+            "ids of uppercase letters only."
+        )
     converted = {
         "name": name,
         "modelSeeds": seed if isinstance(seed, list) else [seed],

@@ -456,7 +456,7 @@ class DocumentInput:
     def first_children(self, params: dict) -> list[Child]:
         """The search of the MSAs of the proteins that name none (unless single sequence)."""
         missing = without_msa(params["input"])
-        if params["msa"] == "single" or not missing:
+        if params.get("msa", "single") == "single" or not missing:
             return []
         name = f"MSAs of chain {', '.join(chain for chain, _ in missing)}"
         return [msa.search(missing, params["msa"], name)]

@@ -26,7 +26,7 @@
     if (cls) node.className = cls;
     return node;
   }
-  const figure = (value) => (value === undefined || value === null ? "—" : Number(value).toFixed(3));
+  const figure = (value) => (value === undefined || value === null ? "—" : typeof value === "string" ? value : Number(value).toFixed(3));
 
   async function show() {
     const names = (await json(api + "artifacts/")).map((a) => a.name);
@@ -165,7 +165,7 @@
     const rows = [
       [af3 ? "ranking score" : "confidence score", confidence.confidence_score, true],
       ["fraction disordered", confidence.fraction_disordered, af3],
-      ["has a clash", confidence.has_clash, af3],
+      ["has a clash", confidence.has_clash === undefined ? undefined : (confidence.has_clash ? "yes" : "no"), af3],
       ["pTM", confidence.ptm, true],
       ["ipTM", confidence.iptm, several],
       ["complex pLDDT", confidence.complex_plddt, true],

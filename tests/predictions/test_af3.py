@@ -180,7 +180,7 @@ def test_a_node_has_af3_only_with_its_command_and_its_weights(tmp_path, monkeypa
     assert af3_info()["fix"] == "PORTAL_AF3_COMMAND's program 'no-such-program' is not there"
     monkeypatch.setenv("PORTAL_AF3_COMMAND", COMMAND)
     monkeypatch.setenv("PORTAL_AF3_MODEL_DIR", str(tmp_path / "nothing"))
-    assert af3_info()["fix"] == "set PORTAL_AF3_MODEL_DIR to AlphaFold 3's weights folder"
+    assert af3_info()["fix"] == f"PORTAL_AF3_MODEL_DIR ({tmp_path / 'nothing'}) holds no weights"
     monkeypatch.delenv("PORTAL_AF3_COMMAND")
     assert not af3_info()["ready"]
 

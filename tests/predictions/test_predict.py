@@ -502,6 +502,7 @@ def test_the_alphafold3_export_maps_chain_ids_warns_of_what_it_drops_and_carries
         "Constraint 2 (pocket)",
         "Constraint 3 (contact)",
         "Affinity",
+        "Chain a1",  # is A and chain l is C …
     ]
 
 
