@@ -9,6 +9,7 @@ shown beside the field it names.
 from django import forms
 from rest_framework import fields as drf
 from rest_framework.fields import empty
+from rest_framework.serializers import ListSerializer
 
 from jobs.models import Priority
 
@@ -32,8 +33,8 @@ def form_field(field: drf.Field) -> forms.Field:
         return forms.BooleanField(**{**common, "required": False})
     if isinstance(field, drf.JSONField):
         return OptionalJSONField(widget=forms.Textarea(attrs={"rows": 4}), **common)
-    if isinstance(field, drf.ListField):  # a list, written as JSON: [1, 2]
-        return OptionalJSONField(widget=forms.TextInput(attrs={"placeholder": "[…]"}), **common)
+    if isinstance(field, drf.ListField | ListSerializer):  # a list, written as JSON: [1, 2]
+        return OptionalJSONField(widget=forms.Textarea(attrs={"rows": 2}), **common)
     if isinstance(field, drf.ChoiceField):
         choices = list(field.choices.items())
         if not field.required and field.default is empty:
@@ -98,5 +99,19 @@ class JobForm(forms.Form):
                 self.show_errors(messages)
                 continue
             target = name if name in self.fields else None
-            for message in messages if isinstance(messages, list) else [messages]:
-                self.add_error(target, str(message))
+            for message in _texts(messages):
+                self.add_error(target, message)
+
+
+def _texts(messages) -> list[str]:
+    """What a serializer said of a field, as sentences: a nested field's (a list of chains…)
+    each with where it is (`1: id: …`)."""
+    if isinstance(messages, dict):
+        return [
+            text if key == "non_field_errors" else f"{key}: {text}"
+            for key, value in messages.items()
+            for text in _texts(value)
+        ]
+    if isinstance(messages, list):
+        return [text for message in messages for text in _texts(message)]
+    return [str(messages)]

@@ -47,7 +47,12 @@ class MsaParams(serializers.Serializer):
         choices=[Source.SERVER, Source.LOCAL],
         help_text="The configured MSA server, or a node's local database (PORTAL_MSA_LOCAL_DB).",
     )
-    chains = ChainParams(many=True, allow_empty=False, max_length=100)
+    chains = ChainParams(
+        many=True,
+        allow_empty=False,
+        max_length=100,
+        help_text='The protein chains, a JSON list: [{"id": "A", "sequence": "MKTAYIAKQR"}].',
+    )
 
     def validate_chains(self, value):
         ids = [chain["id"] for chain in value]

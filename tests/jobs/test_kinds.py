@@ -65,3 +65,20 @@ def test_the_new_job_page_builds_each_kinds_form_from_its_parameters(client, ali
     assert refused.status_code == 200 and b"less than or equal to 3600" in refused.content
     assert Job.objects.count() == 1
     assert client.get(f"/projects/{project.pk}/jobs/new/fold-all/").status_code == 404
+
+
+def test_a_list_parameter_is_typed_as_json_and_what_is_wrong_in_it_is_said_once(
+    client, alice, project
+):
+    client.force_login(alice)
+    page = client.post(
+        f"/projects/{project.pk}/jobs/new/msa/",
+        {"source": "server", "chains": '[{"sequence": "MKV"}]', "priority": "normal"},
+    ).content.decode()
+    assert page.count("id: This field is required.") == 1
+    assert "ErrorDetail" not in page
+    page = client.post(
+        f"/projects/{project.pk}/jobs/new/msa/",
+        {"source": "server", "chains": "MKV", "priority": "normal"},
+    ).content.decode()
+    assert page.count("Enter a valid JSON.") == 1
