@@ -195,13 +195,16 @@ def serve(args) -> None:
         status.remove()
 
 
+# How long a listening engine waits for a connection before it looks whether it was told to
+# stop, has been idle too long, or lost its node process.
+ACCEPT_WAIT = 0.2
 _listening = threading.Event()
 _stop = threading.Event()
 
 
 def _stop_when_idle(*_) -> None:
     """SIGTERM: a loading engine exits at once; a listening one between two jobs (its loop
-    looks at least once a second), so that a job it has accepted is served whole."""
+    looks every ACCEPT_WAIT seconds), so that a job it has accepted is served whole."""
     if not _listening.is_set():
         sys.exit(0)
     _stop.set()
@@ -213,7 +216,7 @@ def _listen(engine, socket_path: Path, status: _Status, idle_seconds, node_pid) 
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(str(socket_path))
     server.listen(4)
-    server.settimeout(1.0)
+    server.settimeout(ACCEPT_WAIT)
     status.write("idle", engine.memory_held())
     print(f"engine ready on {socket_path}", flush=True)
     idle_since = time.monotonic()
@@ -252,13 +255,18 @@ def _listen(engine, socket_path: Path, status: _Status, idle_seconds, node_pid) 
 
 
 def alive(pid: int) -> bool:
+    """Whether the process runs: a zombie (ended, not yet reaped by its parent) does not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc here: as far as can be told, it runs
 
 
 def main() -> None:

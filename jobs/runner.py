@@ -28,7 +28,7 @@ from django.db import transaction
 from django.db.models import F
 
 from jobs import markers
-from jobs.engine_client import EngineRun, make_room
+from jobs.engine_client import EngineRun, engines_dir, make_room
 from jobs.kinds import get_kind
 from jobs.kinds.base import Input, RunContext, Runs
 from jobs.lifecycle import events_append
@@ -36,6 +36,8 @@ from jobs.models import Job, State
 from jobs.placement import FreedSlot, hand_over, room_needed
 from jobs.processes import DONE, Run, SubprocessRun, ThreadRun
 from jobs.services import job_finish, job_requeue, job_start
+from nodes.probe import warm_engine_report
+from nodes.services import node_engines_changed
 from portal.uploads.filenames import safe_filename
 from portal.uploads.models import Upload
 
@@ -145,8 +147,13 @@ class JobRun:
         )
         needed = room_needed(self.kind, self.job.gpu_memory, self.job.gpu_alone)
         memory = slot.get("memory")
+        stopped = False
         for line in make_room(self.kind, context.slot, context.gpu, needed, memory, others):
             self.add({"type": "log", "line": line})
+            stopped = True
+        if stopped:
+            report = warm_engine_report(engines_dir(settings.PORTAL_NODE_NAME or "local"))
+            node_engines_changed(node=self.job.node, warm_engines=report)
 
     def fetch_inputs(self) -> list[Input]:
         """Copy the inputs from storage into `in/`, checking their digests on the way."""

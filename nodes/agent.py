@@ -58,10 +58,7 @@ class Agent:
                 "msa_server": probe.msa_server_info(),
                 "af3": probe.af3_info(),
             },
-            "warm_engines": [
-                {k: e.get(k) for k in ("engine", "kind", "slot", "gpu", "state", "memory")}
-                for e in probe.warm_engines(self.engines_dir)
-            ],
+            "warm_engines": probe.warm_engine_report(self.engines_dir),
         }
 
     def beat(self) -> dict:

@@ -190,13 +190,20 @@ def warm_engines(directory: Path) -> list[dict]:
     for path in sorted(directory.glob("*.json")):
         try:
             status = json.loads(path.read_text())
-            os.kill(status["pid"], 0)
-        except PermissionError:
+            if psutil.Process(status["pid"]).status() == psutil.STATUS_ZOMBIE:
+                continue  # ended, its parent has not reaped it yet
+        except psutil.AccessDenied:
             pass  # the process is there, run by another user
-        except (OSError, ValueError, KeyError, TypeError):
+        except (psutil.Error, OSError, ValueError, KeyError, TypeError):
             continue  # gone, or a file being replaced
         found.append(status)
     return found
+
+
+def warm_engine_report(directory: Path) -> list[dict]:
+    """The resident engines as a heartbeat reports them (`warm_engines`, without their pids)."""
+    keys = ("engine", "kind", "slot", "gpu", "state", "memory")
+    return [{k: e.get(k) for k in keys} for e in warm_engines(directory)]
 
 
 def local_database_version(path: Path) -> str:

@@ -88,6 +88,13 @@ def node_heartbeat(*, node: Node, report: dict, address: str | None) -> Node:
     return node
 
 
+def node_engines_changed(*, node: Node, warm_engines: list[dict]) -> None:
+    """Its node's runner stopped some of its resident engines (to make room for a job): the
+    pool shows it now, not at the next heartbeat."""
+    Node.objects.filter(pk=node.pk).update(warm_engines=warm_engines)
+    transaction.on_commit(pool_changed)
+
+
 def _set(node: Node, *, by=None, verb: str, **fields) -> Node:
     """Change a node's service fields; an operator's change goes into the admin's history of
     the node (whether made in the admin, on the pool page or through the API)."""

@@ -588,6 +588,8 @@ def test_an_idle_engine_of_another_kind_makes_room_for_a_job_that_needs_its_gpu(
     make_node, submit, enqueued, monkeypatch, gib, stopped
 ):
     """A made-up GPU of 80 GiB (none exists here); the counter engine says it holds 60."""
+    from jobs.engine_client import engines_dir
+    from nodes.probe import warm_engine_report
     from tests.jobs.conftest import fake_gpu
 
     monkeypatch.setenv("COUNTER_ENGINE_MEMORY", str(60 * 2**30))
@@ -595,6 +597,9 @@ def test_an_idle_engine_of_another_kind_makes_room_for_a_job_that_needs_its_gpu(
     warm = submit(kind="counter")
     place_and_run(warm, enqueued)
     engine = int(dict(p.split("=") for p in first_line(warm, "loads=").split())["pid"])
+    # What the node's heartbeat reports.
+    engines = warm_engine_report(engines_dir(settings.PORTAL_NODE_NAME))
+    Node.objects.filter(name=settings.PORTAL_NODE_NAME).update(warm_engines=engines)
 
     job = submit(params={"gib": gib})
     place_and_run(job, enqueued)
@@ -603,5 +608,8 @@ def test_an_idle_engine_of_another_kind_makes_room_for_a_job_that_needs_its_gpu(
     note = "stopped the idle counter engine on this GPU to make room"
     assert (note in lines(job)) == stopped
     assert _alive(engine) != stopped
+    # The pool shows it at once, not at the next heartbeat.
+    reported = Node.objects.get(name=settings.PORTAL_NODE_NAME).warm_engines
+    assert [e["kind"] for e in reported] == ([] if stopped else ["counter"])
     if not stopped:
         os.kill(engine, signal.SIGKILL)
