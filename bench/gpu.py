@@ -184,11 +184,17 @@ def training(results: dict, work: Path) -> None:
 
 
 class Peak:
-    """The most GPU memory in use on the device (NVML) while it runs, polled every 20 ms."""
+    """The most GPU memory in use on the device (NVML) while it runs (`value`), and the GPU's
+    mean utilisation, % (`mean`; None where NVML said nothing), polled every 20 ms."""
 
     def __init__(self):
         self.value = 0
+        self.samples: list[int] = []
         self._stop = threading.Event()
+
+    @property
+    def mean(self) -> float | None:
+        return sum(self.samples) / len(self.samples) if self.samples else None
 
     def __enter__(self):
         try:
@@ -202,6 +208,7 @@ class Peak:
         def poll():
             while not self._stop.is_set():
                 self.value = max(self.value, pynvml.nvmlDeviceGetMemoryInfo(handle).used)
+                self.samples.append(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)
                 time.sleep(0.02)
             pynvml.nvmlShutdown()
 
@@ -439,42 +446,6 @@ def memory(results: dict, work: Path, cache: dict, sizes: list[int]) -> None:
     )
 
 
-class Utilisation:
-    """The GPU's mean utilisation (NVML, %) while it runs, sampled every 100 ms."""
-
-    def __init__(self):
-        self.samples: list[int] = []
-        self._stop = threading.Event()
-
-    @property
-    def mean(self) -> float | None:
-        return sum(self.samples) / len(self.samples) if self.samples else None
-
-    def __enter__(self):
-        try:
-            import pynvml
-
-            pynvml.nvmlInit()
-            handle = pynvml.nvmlDeviceGetHandleByIndex(0)
-        except Exception:
-            return self
-
-        def poll():
-            while not self._stop.is_set():
-                self.samples.append(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)
-                time.sleep(0.1)
-            pynvml.nvmlShutdown()
-
-        self._thread = threading.Thread(target=poll, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        if hasattr(self, "_thread"):
-            self._thread.join()
-
-
 def design_sized(count: int) -> list[dict]:
     """A design campaign's predictions: one 120-residue target, a 15-residue peptide each."""
     rng = random.Random(11)
@@ -525,7 +496,7 @@ def on_lanes(count: int, work: Path, options: dict, gpu, documents, params) -> d
             each(start, folders)
             if len(engines) != count:
                 raise RuntimeError(f"{count - len(engines)} of {count} engines did not load")
-            with Utilisation() as busy:
+            with Peak() as busy:
                 began = time.monotonic()
                 each(serve, engines)
                 elapsed = time.monotonic() - began

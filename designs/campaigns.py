@@ -20,88 +20,45 @@ candidate's input, so it is computed once and read by every prediction.
 import csv
 import io
 import json
-import logging
 import random
 
 import numpy as np
 from django.core.files.storage import default_storage
-from django.db import transaction
 from django.utils import timezone
 
 from designs import search
 from designs.kinds import BINDER, TARGET, candidate_params
 from designs.models import Candidate
 from jobs.kinds.base import Child
-from jobs.lifecycle import events_append
 from jobs.models import ACTIVE, Artifact, Job, State
-from jobs.services import artifact_stored, job_add_children, job_conclude
+from jobs.parents import Ended, ParentStep, advance_all
+from jobs.parents import advance as advance_one
+from jobs.services import artifact_stored, job_add_children
 from msa import protocol as msa
 from portal.errors import PortalError
 from predictions.kinds import PredictKind
 from predictions.results import record_name
 
-log = logging.getLogger(__name__)
-
 TOP_STRUCTURES = 10  # ranked structures in the campaign's artifacts
-
-
-class Ended(Exception):
-    """The campaign ends now, in this state, for this reason."""
-
-    def __init__(self, state: str, reason: str, error: str = ""):
-        super().__init__(reason)
-        self.state, self.reason, self.error = state, reason, error
 
 
 def advance_campaigns() -> None:
     """Move every running campaign on (the scheduler calls this at every sweep)."""
-    running = Job.objects.filter(kind="design", state=State.RUNNING)
-    for pk in running.values_list("pk", flat=True):
-        try:
-            advance(pk)
-        except Exception:
-            log.exception("design campaign %s could not move on", pk)
+    advance_all("design", Step)
 
 
 def advance(campaign_id: int) -> None:
-    with transaction.atomic():
-        campaign = (
-            Job.objects.select_for_update()
-            .filter(pk=campaign_id, kind="design", state=State.RUNNING)
-            .first()
-        )
-        if campaign is None:
-            return
-        step = Step(campaign)
-        try:
-            step.run()
-        except Ended as end:
-            step.flush()
-            artifacts = results(campaign) if end.state == State.SUCCEEDED else []
-            job_conclude(
-                job_id=campaign.pk,
-                state=end.state,
-                reason=end.reason,
-                error=end.error,
-                artifacts=artifacts,
-            )
-            return
-        step.flush()
+    """One step of the campaign."""
+    advance_one(campaign_id, "design", Step)
 
 
-class Step:
+class Step(ParentStep):
     def __init__(self, campaign: Job):
+        super().__init__(campaign)
         self.campaign = campaign
-        self.params = campaign.params
-        self.events: list[dict] = []
 
-    def say(self, line: str) -> None:
-        self.events.append({"type": "log", "line": line})
-
-    def flush(self) -> None:
-        if self.events:
-            events_append(job_id=self.campaign.pk, events=self.events)
-            self.events = []
+    def results(self) -> list[dict]:
+        return results(self.campaign)
 
     def run(self) -> None:
         self.score_ended()

@@ -22,7 +22,7 @@ from jobs.kinds.base import Page, ParentKind
 from msa.kinds import PROTEIN, unavailable
 from portal.errors import PortalError
 from predictions.inputs import document_from_fasta, invalid
-from predictions.kinds import PredictKind
+from predictions.kinds import PredictKind, seed_field
 
 TARGET, BINDER, LINKER = "A", "B", "L"
 # A three-armed linker by CCD code and the atoms of it each cysteine's SG bonds to.
@@ -62,7 +62,7 @@ class DesignParams(serializers.Serializer):
         default=5,
         help_text="Stop once the best fitness gained < 0.001 in this many generations (0: never).",
     )
-    seed = serializers.IntegerField(min_value=0, max_value=2**32 - 1, required=False)
+    seed = seed_field()
     constraints = serializers.JSONField(
         required=False,
         help_text=(

@@ -27,10 +27,11 @@ from portal.errors import PortalError
 from portal.uploads.models import Upload
 from predictions.inputs import as_alphafold3
 from predictions.kinds import (
-    RECORD,
     DocumentInput,
     PredictKind,
     msa_as_a3m,
+    msa_field,
+    record_field,
     searched_as_a3m,
     tokens,
 )
@@ -79,20 +80,12 @@ class Af3Params(serializers.Serializer):
             "portal's MSAs."
         ),
     )
-    msa = serializers.ChoiceField(
-        choices=["server", "local", "single"],
-        required=False,
-        help_text=(
-            "Without AlphaFold 3's data pipeline: where the MSA of a protein that names none "
-            "comes from (the MSA server, a node's local database, or none). Default: the "
-            "server where one is configured, else single sequence."
-        ),
+    msa = msa_field(
+        "Without AlphaFold 3's data pipeline: where the MSA of a protein that names none "
+        "comes from (the MSA server, a node's local database, or none). Default: the "
+        "server where one is configured, else single sequence."
     )
-    record = serializers.RegexField(
-        RECORD,
-        required=False,
-        help_text="The name its files go by (by default job- and the job's number).",
-    )
+    record = record_field("The name its files go by (by default job- and the job's number).")
 
 
 def alphafold3(job) -> tuple[dict, dict]:

@@ -19,7 +19,14 @@ from rest_framework import serializers
 from jobs.kinds.base import EngineKind, Page, RunContext
 from predictions import complexes
 from predictions.inputs import invalid
-from predictions.kinds import RECORD, PredictKind, check_with_boltz, copy_stored, mols_dir
+from predictions.kinds import (
+    PredictKind,
+    check_with_boltz,
+    copy_stored,
+    mols_dir,
+    record_field,
+    seed_field,
+)
 from predictions.memory import memory_needed
 from predictions.results import record_name
 
@@ -37,22 +44,15 @@ class AffinityParams(serializers.Serializer):
     ligand_chain = serializers.CharField(
         max_length=4, required=False, help_text="Its chain, where several chains have one."
     )
-    seed = serializers.IntegerField(
-        min_value=0,
-        max_value=2**32 - 1,
-        required=False,
-        help_text="The same complex, options and seed give the same figures (chosen if absent).",
+    seed = seed_field(
+        "The same complex, options and seed give the same figures (chosen if absent)."
     )
     sampling_steps_affinity = serializers.IntegerField(min_value=1, max_value=1000, default=200)
     diffusion_samples_affinity = serializers.IntegerField(min_value=1, max_value=25, default=5)
     affinity_mw_correction = serializers.BooleanField(
         default=False, help_text="boltz's molecular weight correction of the affinity value."
     )
-    record = serializers.RegexField(
-        RECORD,
-        required=False,
-        help_text="The name its files go by (by default `job-` and the job's number).",
-    )
+    record = record_field("The name its files go by (by default job- and the job's number).")
 
 
 def read(uploads: list, params: dict) -> complexes.Complex:

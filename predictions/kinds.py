@@ -62,12 +62,28 @@ MISSING_CCD = re.compile(r"CCD component (\S+) not found")
 RECORD = r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}$"
 
 
+# The parameters the kinds that predict share, each declared here once (a field object belongs
+# to one serializer: each kind gets its own, with its own words).
+def seed_field(help_text: str = "") -> serializers.IntegerField:
+    return serializers.IntegerField(
+        min_value=0, max_value=2**32 - 1, required=False, help_text=help_text or None
+    )
+
+
+def msa_field(help_text: str) -> serializers.ChoiceField:
+    """Where the MSA of a protein that names none comes from; by default the kind decides."""
+    return serializers.ChoiceField(
+        choices=["server", "local", "single"], required=False, help_text=help_text
+    )
+
+
+def record_field(help_text: str) -> serializers.RegexField:
+    return serializers.RegexField(RECORD, required=False, help_text=help_text)
+
+
 class PredictParams(serializers.Serializer):
-    seed = serializers.IntegerField(
-        min_value=0,
-        max_value=2**32 - 1,
-        required=False,
-        help_text="The same input, options and seed give the same structure (chosen if absent).",
+    seed = seed_field(
+        "The same input, options and seed give the same structure (chosen if absent)."
     )
     recycling_steps = serializers.IntegerField(min_value=0, max_value=20, default=3)
     sampling_steps = serializers.IntegerField(min_value=1, max_value=1000, default=200)
@@ -91,14 +107,10 @@ class PredictParams(serializers.Serializer):
             "instead of an uploaded YAML or FASTA."
         ),
     )
-    msa = serializers.ChoiceField(
-        choices=["server", "local", "single"],
-        required=False,
-        help_text=(
-            "Where the MSA of a protein that names none comes from: the configured MSA server, "
-            "a node's local database, or none (single sequence). Default: the server where "
-            "one is configured, else single sequence."
-        ),
+    msa = msa_field(
+        "Where the MSA of a protein that names none comes from: the configured MSA server, "
+        "a node's local database, or none (single sequence). Default: the server where "
+        "one is configured, else single sequence."
     )
     per_record = serializers.BooleanField(
         default=False,
@@ -113,15 +125,11 @@ class PredictParams(serializers.Serializer):
     affinity_mw_correction = serializers.BooleanField(
         default=False, help_text="boltz's molecular weight correction of the affinity value."
     )
-    record = serializers.RegexField(
-        RECORD,
-        required=False,
-        help_text=(
-            "The name boltz gives the prediction's files (`<record>_model_0.cif`, "
-            "`confidence_<record>_model_0.json`, …), as `boltz predict` names them after the "
-            "input file: `portal predict` sends the file's name without its suffix. Letters, "
-            "digits and `_.+-`, up to 100; by default `job-` and the job's number."
-        ),
+    record = record_field(
+        "The name boltz gives the prediction's files (`<record>_model_0.cif`, "
+        "`confidence_<record>_model_0.json`, …), as `boltz predict` names them after the "
+        "input file: `portal predict` sends the file's name without its suffix. Letters, "
+        "digits and `_.+-`, up to 100; by default `job-` and the job's number."
     )
 
 

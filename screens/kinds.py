@@ -19,6 +19,7 @@ from jobs.kinds import get_kind
 from jobs.kinds.base import Page, ParentKind
 from msa.kinds import unavailable as msa_unavailable
 from portal.errors import PortalError
+from predictions.kinds import msa_field, seed_field
 from screens.ligands import invalid, read_ligands
 
 PROTEIN = re.compile(r"^[ACDEFGHIKLMNPQRSTVWY]+$")
@@ -40,12 +41,8 @@ class ScreenParams(serializers.Serializer):
     target = serializers.CharField(
         max_length=5000, required=False, help_text="cofold: the target protein's sequence."
     )
-    msa = serializers.ChoiceField(
-        choices=["server", "local", "single"],
-        required=False,
-        help_text="cofold: where the target's MSA comes from (searched once for all ligands).",
-    )
-    seed = serializers.IntegerField(min_value=0, max_value=2**32 - 1, required=False)
+    msa = msa_field("cofold: where the target's MSA comes from (searched once for all ligands).")
+    seed = seed_field()
     recycling_steps = serializers.IntegerField(min_value=0, max_value=20, default=3)
     sampling_steps = serializers.IntegerField(min_value=1, max_value=1000, default=200)
     diffusion_samples = serializers.IntegerField(min_value=1, max_value=25, default=1)

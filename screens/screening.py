@@ -13,7 +13,6 @@ import csv
 import hashlib
 import io
 import json
-import logging
 
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -22,9 +21,10 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from jobs.kinds.base import Child
-from jobs.lifecycle import events_append
 from jobs.models import ACTIVE, Job, State
-from jobs.services import artifact_stored, job_add_children, job_conclude
+from jobs.parents import Ended, ParentStep, advance_all
+from jobs.parents import advance as advance_one
+from jobs.services import artifact_stored, job_add_children
 from msa import protocol as msa
 from portal.errors import PortalError
 from portal.uploads.services import upload_create
@@ -33,65 +33,27 @@ from screens.kinds import STRUCTURES, TABLES, TARGET, cofold_params, pose_params
 from screens.ligands import read_ligands
 from screens.models import Ligand
 
-log = logging.getLogger(__name__)
-
 BATCH = 32  # ligands submitted per step: each is checked as a submission is
 TOP_STRUCTURES = 10
 
 
-class Ended(Exception):
-    def __init__(self, state: str, reason: str, error: str = ""):
-        super().__init__(reason)
-        self.state, self.reason, self.error = state, reason, error
-
-
 def advance_screens() -> None:
     """Move every running screen on (the scheduler calls this at every sweep)."""
-    for pk in Job.objects.filter(kind="screen", state=State.RUNNING).values_list("pk", flat=True):
-        try:
-            advance(pk)
-        except Exception:
-            log.exception("screen %s could not move on", pk)
+    advance_all("screen", Step)
 
 
 def advance(screen_id: int) -> None:
-    with transaction.atomic():
-        screen = (
-            Job.objects.select_for_update()
-            .filter(pk=screen_id, kind="screen", state=State.RUNNING)
-            .first()
-        )
-        if screen is None:
-            return
-        step = Step(screen)
-        try:
-            step.run()
-        except Ended as end:
-            step.flush()
-            job_conclude(
-                job_id=screen.pk,
-                state=end.state,
-                reason=end.reason,
-                error=end.error,
-                artifacts=results(screen) if end.state == State.SUCCEEDED else [],
-            )
-            return
-        step.flush()
+    """One step of the screen."""
+    advance_one(screen_id, "screen", Step)
 
 
-class Step:
+class Step(ParentStep):
     def __init__(self, screen: Job):
+        super().__init__(screen)
         self.screen = screen
-        self.params = screen.params
-        self.events: list[dict] = []
 
-    def say(self, line: str) -> None:
-        self.events.append({"type": "log", "line": line})
-
-    def flush(self) -> None:
-        if self.events:
-            events_append(job_id=self.screen.pk, events=self.events)
-            self.events = []
+    def results(self) -> list[dict]:
+        return results(self.screen)
 
     def run(self) -> None:
         self.score_ended()
