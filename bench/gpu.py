@@ -31,10 +31,18 @@ that fails prints why and the others still run.
    4 and 8 lanes (`--lanes`): predictions per hour, the GPU memory at the peak (NVML) and the
    GPU's mean utilisation while they ran, and the gain over one lane. The engines' loads are
    not counted (a lane's engine stays warm between jobs).
+6. screen: bench/screen.py's comparison (issue 24) without the portal, on the full-width random
+   Boltz-2 and an affinity model of the same trunk (its heads' pairformer AFFINITY_BLOCKS deep,
+   an assumption): `--ligands` small ligands against the 120-residue target of part 5 with
+   boltz's defaults (3 recycling and 200 sampling steps; affinity 200 steps x 5 samples), each a
+   prediction with affinity through one resident engine, against cold `boltz predict` processes
+   with affinity (3 of them, their mean times the count); and the affinity pass alone on each
+   ligand's RDKit pose against the target's structure (a `poses` screen). Slot-seconds: the
+   engine's load and its jobs, or the processes' lives. Goal: cofold at least 4x fewer.
 
 On a machine without CUDA every part says so and runs on the CPU where it can (part 4 with the
-first two sizes, part 5 with the tiny model, 4 jobs and 1 and 2 lanes): a rehearsal, not a
-measurement.
+first two sizes, part 5 with the tiny model, 4 jobs and 1 and 2 lanes, part 6 with the tiny
+model, 4 ligands and 1 cold process): a rehearsal, not a measurement.
 """
 
 import argparse
@@ -62,6 +70,7 @@ AMINO = "ACDEFGHIKLMNPQRSTVWY"
 TARGET = "MKTAYIAKQRQISFVKSHFSRQLE"  # bench/design.py's target
 FAST = {"recycling_steps": 0, "sampling_steps": 10, "diffusion_samples": 1}
 GiB = 2**30
+AFFINITY_BLOCKS = 8  # part 6's assumption for the released affinity heads' pairformer
 DEADLINE = float("inf")  # main sets it from --budget
 
 
@@ -251,12 +260,14 @@ class Engine:
         self.log.flush()
         return "".join((self.work / "engine.log").read_text().splitlines(True)[-15:])
 
-    def predict(self, name: str, document: dict, params: dict) -> dict:
+    def predict(self, name: str, document: dict, params: dict, **request) -> dict:
+        """One job over the engine's socket: a prediction of `document`, or with `request`'s
+        `mode="affinity"`, `structure` and `ligand`, the affinity pass on that complex."""
         job = self.work / name
         (job / "out").mkdir(parents=True)
         request = {
             "document": document, "archived": document, "attached": [], "record": name,
-            "work": str(job / "boltz"), "out": str(job / "out"), "params": params,
+            "work": str(job / "boltz"), "out": str(job / "out"), "params": params, **request,
         }  # fmt: skip
         began = time.monotonic()
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
@@ -273,9 +284,11 @@ class Engine:
         status["seconds"] = time.monotonic() - began
         if status["status"] != "ok":
             status["said"] = said[-10:]
-        confidence = next((job / "out").glob("confidence_*.json"), None)
-        if confidence:
-            status["confidence"] = json.loads(confidence.read_text())
+        for what in ("confidence", "affinity"):
+            found = next((job / "out").glob(f"{what}_*.json"), None)
+            if found:
+                status[what] = json.loads(found.read_text())
+        status["out"] = job / "out"
         return status
 
     def stop(self) -> None:
@@ -360,11 +373,14 @@ def warm_engine(results: dict, work: Path, cache: dict) -> None:
     print(f"cold / warm: {per_cold * 16 / portal:.1f}x fewer seconds through the engine")
 
 
-def full_width_checkpoint(path: Path) -> Path:
-    """A randomly initialised Boltz-2 of the released model's widths (see the module's text)."""
-    from tests.boltzkit import structure_hparams, write_checkpoint
+def full_width_checkpoint(path: Path, affinity: bool = False) -> Path:
+    """A randomly initialised Boltz-2 of the released model's widths (see the module's text);
+    with `affinity`, the affinity model: the same trunk with the two-member affinity ensemble,
+    each head's pairformer AFFINITY_BLOCKS deep (the released heads' depth is not published
+    outside their checkpoint)."""
+    from tests.boltzkit import affinity_hparams, structure_hparams, write_checkpoint
 
-    hparams = structure_hparams()
+    hparams = affinity_hparams() if affinity else structure_hparams()
     hparams.update(atom_s=128, atom_z=16, token_s=384, token_z=128)
     hparams["embedder_args"].update(atom_encoder_depth=3, atom_encoder_heads=4)
     hparams["template_args"] = {"template_dim": 64, "template_blocks": 2}
@@ -376,6 +392,9 @@ def full_width_checkpoint(path: Path) -> Path:
     hparams["confidence_model_args"]["pairformer_args"] = {
         "num_blocks": 8, "num_heads": 16, "dropout": 0.0,
     }  # fmt: skip
+    for member in ("affinity_model_args1", "affinity_model_args2") if affinity else ():
+        hparams[member]["pairformer_args"]["num_blocks"] = AFFINITY_BLOCKS
+        hparams[member]["transformer_args"]["token_s"] = hparams["token_s"]
     return write_checkpoint(path, hparams)
 
 
@@ -555,12 +574,143 @@ def lanes(results: dict, work: Path, cache: dict, counts: list[int], jobs: int) 
               f"(goal at least 2.5x: {'met' if gain >= 2.5 else 'missed'})")  # fmt: skip
 
 
+# --- 6. screen -------------------------------------------------------------------------------
+
+
+def cold_predict(path: Path, out: Path, cache: dict, options: dict, params: dict, gpu) -> float:
+    """One cold `boltz predict` of a YAML with the part's options; its seconds."""
+    command = [
+        sys.executable, "-m", "boltz.main", "predict", str(path), "--out_dir", str(out),
+        "--cache", str(cache["cache"]), "--checkpoint", options["checkpoint"],
+        "--affinity_checkpoint", options["affinity_checkpoint"],
+        "--accelerator", "gpu" if gpu is not None else "cpu", "--num_workers", "0",
+        "--seed", str(params["seed"]),
+    ]  # fmt: skip
+    for name, value in params.items():
+        if name != "seed":
+            command += [f"--{name}", str(value)]
+    if gpu is None or not probe.boltz_info()["kernels"]:
+        command.append("--no_kernels")
+    began = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    if done.returncode:
+        raise RuntimeError(f"cold boltz predict failed: {done.stderr[-2000:]}")
+    return time.monotonic() - began
+
+
+def screen(results: dict, work: Path, cache: dict, count: int) -> None:
+    """bench/screen.py's three ways without the portal: `count` ligands against one target,
+    each a prediction with affinity through one resident engine (a `cofold` screen's children
+    on a warm slot), cold `boltz predict` processes (a few, their mean times `count`), and the
+    affinity pass alone on each ligand's RDKit pose against the target's predicted structure
+    (a `poses` screen's children)."""
+    import yaml
+
+    from bench.screen import ligands, poses
+    from predictions import complexes
+
+    gpu = 0 if cuda_available() else None
+    if gpu is not None:
+        checkpoint, affinity = work / "full-width.ckpt", work / "full-width-affinity.ckpt"
+        if not checkpoint.exists():
+            full_width_checkpoint(checkpoint)
+        full_width_checkpoint(affinity, affinity=True)
+        target = design_sized(1)[0]["sequences"][0]["protein"]["sequence"]
+        params = {"recycling_steps": 3, "sampling_steps": 200, "diffusion_samples": 1,
+                  "sampling_steps_affinity": 200, "diffusion_samples_affinity": 5}  # fmt: skip
+        colds = 3
+    else:  # a rehearsal
+        checkpoint, affinity = cache["checkpoint"], cache["affinity_checkpoint"]
+        target, count, colds = TARGET, min(count, 4), 1
+        params = {**FAST, "sampling_steps_affinity": 10, "diffusion_samples_affinity": 1}
+    params["seed"] = 0
+    options = {"cache": str(cache["cache"]), "checkpoint": str(checkpoint),
+               "affinity_checkpoint": str(affinity)}  # fmt: skip
+    chosen = ligands(count)
+
+    def cofold(name: str, smiles: str) -> dict:
+        return {
+            "version": 1,
+            "sequences": [protein(target), {"ligand": {"id": "B", "smiles": smiles}}],
+            "properties": [{"affinity": {"binder": "B"}}],
+        }
+
+    (work / "screen-engine").mkdir()
+    engine = Engine(work / "screen-engine", options, gpu)
+    with Peak() as peak:
+        try:
+            # The target alone, for the poses to sit against.
+            alone = engine.predict("target", {"version": 1, "sequences": [protein(target)]}, params)
+            if alone["status"] != "ok":
+                raise RuntimeError(f"the target's prediction failed: {alone}")
+            structure = next(alone["out"].glob("target_model_0.cif"))
+            folded = [engine.predict(n, cofold(n, smiles), params) for n, smiles in chosen]
+            posed = []
+            blocks = poses(chosen).decode().split("$$$$\n")
+            for (name, _), block in zip(chosen, blocks, strict=False):
+                sdf = work / f"{name}.sdf"
+                sdf.write_text(block + "$$$$\n")
+                complex_ = complexes.read_complex(
+                    structure, ligand=sdf, mols=Path(cache["cache"]) / "mols"
+                )
+                posed.append(engine.predict(
+                    f"{name}-pose", complexes.document(complex_), params,
+                    mode="affinity", structure=str(structure), ligand=str(sdf),
+                ))  # fmt: skip
+        finally:
+            engine.stop()
+    failed = [j for j in folded + posed if j["status"] != "ok" or "affinity" not in j]
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {2 * count} failed: {failed[0]}")
+    cold = []
+    for number, (name, smiles) in enumerate(chosen[:colds]):
+        if late() and cold:
+            break
+        path = work / f"cold-{name}.yaml"
+        path.write_text(yaml.safe_dump(cofold(name, smiles), sort_keys=False))
+        cold.append(cold_predict(path, work / f"cold-{number}", cache, options, params, gpu))
+    warm = sum(j["seconds"] for j in folded)
+    pose_seconds = sum(j["seconds"] for j in posed)
+    per_cold = sum(cold) / len(cold)
+    results["screen"] = {
+        "ligands": count, "target_residues": len(target), "params": params,
+        "load": engine.load_seconds, "cofold": [j["seconds"] for j in folded],
+        "poses": [j["seconds"] for j in posed], "cold": cold, "peak": peak.value,
+    }  # fmt: skip
+    cofold_total = engine.load_seconds + warm
+    per = lambda seconds: f"{seconds / count:.2f}"  # noqa: E731
+    table(
+        f"6. a screen of {count} ligands against a {len(target)}-residue target ("
+        f"{'a full-width random Boltz-2 and affinity model on the GPU' if gpu is not None else 'the tiny model on the CPU: a rehearsal'}; "  # noqa: E501
+        f"{params['recycling_steps']}/{params['sampling_steps']} recycling/sampling steps, "
+        f"affinity {params['sampling_steps_affinity']} steps x "
+        f"{params['diffusion_samples_affinity']} samples"
+        f"{f'; peak {peak.value / GiB:.1f} GiB' if peak.value else ''})",
+        ["", "slot-s", "per ligand"],
+        [
+            ["resident engine: its one load", f"{engine.load_seconds:.1f}", ""],
+            ["cofold: load + one job a ligand", f"{cofold_total:.1f}", per(cofold_total)],
+            [f"cold `boltz predict` with affinity (mean of {len(cold)}) x {count}",
+             f"{per_cold * count:.1f}", f"{per_cold:.2f}"],
+            ["poses: the affinity pass a pose", f"{pose_seconds:.1f}", per(pose_seconds)],
+        ],
+    )  # fmt: skip
+    gain = per_cold * count / cofold_total
+    print(
+        f"cofold: {gain:.1f}x fewer slot-seconds than cold processes (goal at least 4x: "
+        f"{'met' if gain >= 4 else 'missed'}); poses: {warm / pose_seconds:.1f}x cheaper a "
+        "ligand than cofold (the engine's jobs alone)",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="20,200,500,1000,1500")
-    parser.add_argument("--parts", default="telemetry,warm,memory,training,lanes")
+    parser.add_argument("--parts", default="telemetry,warm,memory,training,lanes,screen")
     parser.add_argument("--lanes", default="1,2,4,8", help="lane counts for part 5")
     parser.add_argument("--lane-jobs", type=int, default=32, help="predictions for part 5")
+    parser.add_argument("--ligands", type=int, default=16, help="ligands for part 6")
     parser.add_argument(
         "--budget", type=float, default=480, help="seconds after which no new prediction starts"
     )
@@ -581,7 +731,7 @@ def main() -> None:
         cache = None
         for name, part in [("telemetry", telemetry), ("warm", warm_engine),
                            ("memory", memory), ("training", training),
-                           ("lanes", lanes)]:  # fmt: skip
+                           ("lanes", lanes), ("screen", screen)]:  # fmt: skip
             if name not in parts:
                 continue
             if late():
@@ -589,13 +739,14 @@ def main() -> None:
                 continue
             began = time.monotonic()
             try:
-                if name in ("warm", "memory", "lanes") and cache is None:
+                if name in ("warm", "memory", "lanes", "screen") and cache is None:
                     cache = make_boltz_cache(work / "boltz-cache")
                 counts = [int(c) for c in args.lanes.split(",")]
                 arguments = {"telemetry": (results,), "training": (results, work),
                              "warm": (results, work, cache),
                              "memory": (results, work, cache, sizes),
                              "lanes": (results, work, cache, counts, args.lane_jobs),
+                             "screen": (results, work, cache, args.ligands),
                              }[name]  # fmt: skip
                 part(*arguments)
             except Exception as exc:  # one part's failure is reported; the others still run

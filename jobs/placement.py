@@ -254,6 +254,38 @@ def hold_a_gpu(kind, job, nodes: list[Node], use: GpuUse) -> None:
         use.held_for[(node_id, gpu)] = job.pk
 
 
+def waits_for(job: Job) -> str:
+    """What keeps a waiting job from a slot, in words for its page ("for a GPU with 4.5 GiB
+    free"); "" when a free slot would take it now (the next pass places it, or the jobs ahead
+    of it take the free slots)."""
+    kind = get_kind(job.kind)
+    if kind is None:
+        return ""
+    nodes = [
+        node
+        for node in nodes_available()
+        if all(node.can_run(name) for name in (*kind.requires, *job.needs))
+    ]
+    if not nodes:
+        return "for a node that can run it: none is up"
+    placed_jobs = sql.jobs_placed([State.QUEUED, State.RUNNING])
+    occupied = {(j["node_id"], j["slot"]) for j in placed_jobs}
+    use, empty = GpuUse(nodes, placed_jobs), GpuUse(nodes, [])
+    slots = [(node, slot) for node in nodes for slot in use.slots[node.pk]]
+    if any(
+        (node.pk, slot["slot"]) not in occupied and _fits(kind, job, node, slot, use)
+        for node, slot in slots
+    ):
+        return ""
+    # The slots that could take it in an empty pool say what it waits for.
+    could = [slot for node, slot in slots if _fits(kind, job, node, slot, empty)]
+    if not could or any(slot["gpu"] is None for slot in could):
+        return "for a free slot"
+    if runs_alone(kind, job.gpu_memory, job.gpu_alone):
+        return "for a GPU of its own"
+    return f"for a GPU with {job.gpu_memory / 2**30:.1f} GiB free"
+
+
 def enqueue(job_id: int, placement: int, queue: str) -> None:
     async_task(
         RUNNER, job_id, placement, cluster=queue, task_name=f"job-{job_id}-{placement}", save=False

@@ -14,6 +14,7 @@ from jobs.forms import JobForm
 from jobs.kinds import get_kind, headline, registry
 from jobs.kinds.base import Page, Runs
 from jobs.models import ACTIVE, State
+from jobs.placement import waits_for
 from jobs.selectors import jobs_visible_to, queue_place
 from jobs.services import job_submit_all
 from nodes.selectors import nodes_online
@@ -58,6 +59,8 @@ def waiting(job) -> str:
     """Where a queued job stands, as its page says it."""
     place, seconds = queue_place(job)
     text = f"waiting: number {place} in the queue"
+    if reason := waits_for(job):
+        text += f", {reason}"
     if seconds is not None:
         minutes = round(seconds / 60)
         text += f", starting in about {f'{minutes} min' if minutes else 'a minute or less'}"

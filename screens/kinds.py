@@ -78,7 +78,7 @@ class ScreenKind(ParentKind):
     title = "Screen ligands against a target (Boltz-2 affinity)"
     page = Page(
         template="screens/screen.html",
-        scripts=("predictions/affinity_table.js", "screens/screen.js"),
+        scripts=("predictions/affinity_table.js", "jobs/table.js", "screens/screen.js"),
     )
     min_inputs, max_inputs = 1, 2
     input_kinds = (*STRUCTURES, *TABLES)

@@ -3,19 +3,24 @@ from rest_framework import authentication, exceptions
 
 from portal.accounts.services import token_authenticate
 
+# The scheme names a personal API token goes by: the portal's own, and OAuth's, which many
+# HTTP clients send by default.
+KEYWORDS = (b"token", b"bearer")
+
 
 class TokenAuthentication(authentication.BaseAuthentication):
-    """`Authorization: Token <key>` with a personal API token."""
+    """`Authorization: Token <key>` (or `Bearer <key>`) with a personal API token."""
 
     keyword = "Token"
 
     def authenticate(self, request):
         header = authentication.get_authorization_header(request).split()
-        if not header or header[0].lower() != self.keyword.lower().encode():
+        if not header or header[0].lower() not in KEYWORDS:
             return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed(
-                "Send the header as 'Authorization: Token <key>'.", code="authentication_failed"
+                f"Send the header as 'Authorization: {header[0].decode('latin-1')} <key>'.",
+                code="authentication_failed",
             )
         try:
             key = header[1].decode("ascii")
@@ -43,5 +48,5 @@ class TokenAuthenticationScheme(OpenApiAuthenticationExtension):
             "type": "apiKey",
             "in": "header",
             "name": "Authorization",
-            "description": "`Token <key>`, a personal API token.",
+            "description": "`Token <key>` (or `Bearer <key>`), a personal API token.",
         }

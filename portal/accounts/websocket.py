@@ -1,4 +1,5 @@
-"""WebSocket authentication for scripts: `Authorization: Token <key>` on the handshake.
+"""WebSocket authentication for scripts: `Authorization: Token <key>` (or `Bearer <key>`) on the
+handshake.
 
 Browsers authenticate WebSockets with their session cookie (Channels' AuthMiddlewareStack);
 a script sends its API token as a header instead. A bad token leaves the connection
@@ -7,6 +8,7 @@ anonymous, and the consumer closes it.
 
 from channels.db import database_sync_to_async
 
+from portal.accounts.authentication import KEYWORDS
 from portal.accounts.services import token_authenticate
 
 
@@ -22,9 +24,10 @@ class TokenAuthMiddleware:
 
     async def __call__(self, scope, receive, send):
         header = dict(scope.get("headers", [])).get(b"authorization", b"")
-        keyword, _, key = header.decode("latin-1").partition(" ")
-        if keyword.lower() == "token" and key.strip():
+        keyword, _, key = header.partition(b" ")
+        if keyword.lower() in KEYWORDS and key.strip():
             from django.contrib.auth.models import AnonymousUser
 
-            scope = {**scope, "user": await _user_for(key.strip()) or AnonymousUser()}
+            user = await _user_for(key.strip().decode("latin-1"))
+            scope = {**scope, "user": user or AnonymousUser()}
         return await self.app(scope, receive, send)

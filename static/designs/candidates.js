@@ -1,34 +1,13 @@
-// A design campaign's candidates table: read from the candidates API when the page opens and
-// again whenever the campaign's live stream says something happened (a candidate scored, a
-// generation bred, the campaign ended), at most twice a second.
+// A design campaign's candidates table, from the candidates API, kept up to date by the
+// campaign's live stream (a candidate scored, a generation bred, the campaign ended).
 (function () {
   "use strict";
   const section = document.getElementById("candidates");
   if (!section) return;
-  const root = document.getElementById("job");
+  const { figure, cell, follow } = window.portalTable;
   const body = section.querySelector("tbody");
-  const figure = (value) => (value === null || value === undefined ? "—" : Number(value).toFixed(3));
-  let pending = null;
 
-  function cell(row, value, cls) {
-    const td = document.createElement("td");
-    if (value instanceof Node) td.appendChild(value);
-    else td.textContent = value;
-    if (cls) td.className = cls;
-    row.appendChild(td);
-  }
-
-  async function load() {
-    pending = null;
-    const all = [];
-    let url = section.dataset.api;
-    while (url) {
-      const response = await fetch(url, { headers: { Accept: "application/json" } });
-      if (!response.ok) return;
-      const page = await response.json();
-      all.push(...page.results);
-      url = page.next;
-    }
+  follow(section.dataset.api, function (all) {
     body.replaceChildren();
     for (const c of all) {
       const row = document.createElement("tr");
@@ -51,10 +30,5 @@
     section.querySelector("#candidates-count").textContent =
       all.length + " candidates, " + scored + " scored";
     section.dataset.scored = scored;
-  }
-  function soon() {
-    if (pending === null) pending = setTimeout(load, 500);
-  }
-  root.addEventListener("job:event", soon);
-  load();
+  });
 })();

@@ -20,6 +20,7 @@
     finishedAt: root.dataset.finishedAt ? new Date(root.dataset.finishedAt) : null,
     socket: null,
     retry: 500,
+    ended: false, // the job's end has come over the socket
   };
   window.portalJob = state; // for people and tests: state.socket, state.last
 
@@ -116,6 +117,9 @@
       refreshFamily();
       const cancel = el("job-cancel");
       if (cancel) cancel.hidden = true;
+      // A finished job sends nothing more: the page is no longer live.
+      state.ended = true;
+      el("job-live").hidden = true;
       loadArtifacts();
       root.dispatchEvent(new CustomEvent("job:finished", { detail: event.state }));
     }
@@ -188,6 +192,7 @@
       handle(JSON.parse(message.data));
     };
     socket.onclose = function (close) {
+      if (state.ended) return; // it has sent the job's end: there is nothing more to follow
       el("job-live").textContent = "○ reconnecting";
       if (close.code === 4404 || close.code === 4401) {
         el("job-live").textContent = "○ not allowed";

@@ -1,25 +1,15 @@
 // A screen's ligands: counts, a histogram of predicted affinity (Chart.js) and the ranked table,
-// read from the ligands API when the page opens and again whenever the screen's live stream says
-// something happened (a ligand scored, the screen ended), at most twice a second.
+// from the ligands API, kept up to date by the screen's live stream (a ligand scored, the screen
+// ended).
 (function () {
   "use strict";
   const section = document.getElementById("screen");
   if (!section) return;
-  const root = document.getElementById("job");
+  const { figure, cell, follow } = window.portalTable;
   const body = section.querySelector("tbody");
   const cofold = section.querySelector("thead").textContent.includes("ipTM");
-  const figure = (value) => (value === null || value === undefined ? "—" : Number(value).toFixed(3));
   const state = { chart: null, ligands: [] };
   window.portalScreen = state; // for people and tests
-  let pending = null;
-
-  function cell(row, value, cls) {
-    const td = document.createElement("td");
-    if (value instanceof Node) td.appendChild(value);
-    else td.textContent = value;
-    if (cls) td.className = cls;
-    row.appendChild(td);
-  }
 
   function histogram(values) {
     section.dataset.charted = values.length;
@@ -46,17 +36,7 @@
     }
   }
 
-  async function load() {
-    pending = null;
-    const all = [];
-    let url = section.dataset.api;
-    while (url) {
-      const response = await fetch(url, { headers: { Accept: "application/json" } });
-      if (!response.ok) return;
-      const page = await response.json();
-      all.push(...page.results);
-      url = page.next;
-    }
+  follow(section.dataset.api, function (all) {
     state.ligands = all;
     body.replaceChildren();
     for (const l of all) {
@@ -82,10 +62,5 @@
       all.length + " ligands: " + ended + " done (" + scored.length + " scored), " + running + " running, " + (all.length - ended - running) + " waiting";
     section.dataset.scored = scored.length;
     histogram(scored.map((l) => l.affinity_pred_value));
-  }
-  function soon() {
-    if (pending === null) pending = setTimeout(load, 500);
-  }
-  root.addEventListener("job:event", soon);
-  load();
+  });
 })();

@@ -55,6 +55,12 @@ def test_a_running_job_shows_its_output_live_and_resumes_after_a_drop(
     assert page.inner_text("#job-percent") == "100%"
     page.wait_for_selector("#artifacts li")
     assert page.is_visible("#archive")
+    # Ended, the page no longer claims a live connection: neither this one nor one opened now.
+    assert page.locator("#job-live").is_hidden()
+    page.reload()
+    page.wait_for_selector("#artifacts li")
+    page.wait_for_function("window.portalJob.ended")
+    assert page.locator("#job-live").is_hidden() and page.inner_text("#job-percent") == "100%"
     screenshot(page, f"job-page-{stack.broker}")
 
 

@@ -98,6 +98,28 @@ def test_jobs_spread_over_gpus_before_they_share_one_and_a_warm_lane_comes_first
     assert where(submit(kind="counter", params={"gib": 4})) == (1, 3)
 
 
+def test_a_waiting_jobs_page_says_what_it_waits_for(
+    make_node, submit, enqueued, sharing, client, alice
+):
+    client.force_login(alice)
+
+    def says(job) -> str:
+        page = client.get(f"/jobs/{job.pk}/").content.decode()
+        return page.split('id="job-where">')[1].split("</span>")[0]
+
+    node = make_node("box", cpu_slots=0, gpus=[fake_gpu(0, memory=12 * GIB)], lanes=4)
+    running = submit(params={"gib": 4})
+    big, loner = submit(params={"gib": 7}), submit(params={"n": 1})
+    assert where(running) == (0, 0)
+    assert says(big) == "waiting: number 1 in the queue, for a GPU with 7.0 GiB free"
+    assert says(loner) == "waiting: number 2 in the queue, for a GPU of its own"
+    # With the node gone, it waits for one.
+    node.last_heartbeat_at = None
+    node.save()
+    assert says(big).endswith("in the queue, for a node that can run it: none is up")
+    assert says(running).startswith("node box, GPU 0")
+
+
 def test_a_job_back_in_the_queue_to_run_alone_waits_for_an_empty_gpu(
     make_node, submit, enqueued, sharing
 ):

@@ -26,10 +26,10 @@ def ws_url(stack, job_id, after=0):
     return stack.url.replace("http://", "ws://") + f"/ws/jobs/{job_id}/?after={after}"
 
 
-async def follow(url, key, until_id=None, seen=None):
+async def follow(url, key, until_id=None, seen=None, scheme="Token"):
     """Read events until the job ends (or until id `until_id`), appending to `seen`."""
     seen = [] if seen is None else seen
-    headers = {"Authorization": f"Token {key}"} if key else {}
+    headers = {"Authorization": f"{scheme} {key}"} if key else {}
     async with websockets.connect(url, additional_headers=headers, open_timeout=10) as socket:
         while True:
             event = json.loads(await asyncio.wait_for(socket.recv(), timeout=60))
@@ -51,7 +51,8 @@ def test_a_script_follows_a_job_to_its_end_and_resumes_after_a_drop(stack, proje
 
     seen = run(follow(ws_url(stack, pk), key, until_id=40))  # then the connection drops
     assert [e["id"] for e in seen] == list(range(1, 41))
-    run(follow(ws_url(stack, pk, after=seen[-1]["id"]), key, seen=seen))
+    # Resumed by a client that sends its token the OAuth way.
+    run(follow(ws_url(stack, pk, after=seen[-1]["id"]), key, seen=seen, scheme="Bearer"))
 
     wait_until(lambda: Job.objects.get(pk=pk).state == State.SUCCEEDED, 30, what="the job")
     stored = list(Job.objects.get(pk=pk).events.order_by("seq").values_list("seq", "type"))

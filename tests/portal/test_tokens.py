@@ -12,9 +12,9 @@ from portal.accounts.services import token_create
 pytestmark = pytest.mark.django_db
 
 
-def client_with(key):
+def client_with(key, scheme="Token"):
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    client.credentials(HTTP_AUTHORIZATION=f"{scheme} {key}")
     return client
 
 
@@ -25,6 +25,20 @@ def test_createtoken_prints_only_the_key_and_the_key_works(alice):
     assert "\n" not in key and " " not in key
     assert client_with(key).get("/api/v1/projects/").status_code == 200
     assert ApiToken.objects.get(user=alice).name == "pipeline"
+
+
+def test_a_token_is_accepted_as_a_bearer_token_too(alice):
+    _, key = token_create(user=alice, name="httpie")
+    assert client_with(key, "Bearer").get("/api/v1/projects/").status_code == 200
+    assert client_with(key, "bearer").get("/api/v1/projects/").status_code == 200
+    refused = client_with("spt_not-a-token", "Bearer").get("/api/v1/projects/")
+    assert refused.status_code == 401
+    assert "unknown, revoked or expired" in refused.json()["detail"]
+    half = APIClient()
+    half.credentials(HTTP_AUTHORIZATION="Bearer")
+    response = half.get("/api/v1/projects/")
+    assert response.status_code == 401
+    assert "'Authorization: Bearer <key>'" in response.json()["detail"]
 
 
 def test_createtoken_refuses_an_unknown_user(db):

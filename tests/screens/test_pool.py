@@ -34,6 +34,31 @@ TWELVE = "name,smiles\n" + "".join(
 )
 
 
+def kill_9_mid_screen(stack, pk: int, node: str) -> None:
+    """Once some ligands are scored and one is running: kill -9 of the node and the
+    scheduler, then both started again."""
+    wait_until(
+        lambda: (
+            Ligand.objects.filter(screen_id=pk, scored_at__isnull=False).count() >= 3
+            and Job.objects.filter(parent_id=pk, state=State.RUNNING).exists()
+        ),
+        240,
+        every=0.1,
+        what="the screen to be under way",
+    )
+    for process in (stack.nodes[node], stack.scheduler):
+        process.kill()
+    stack.scheduler.start()
+    stack.nodes[node].start()
+
+
+def assert_scored_once(job: Job, count: int) -> None:
+    """Every ligand scored, once: one child each, the children on both nodes."""
+    children = Counter(Job.objects.filter(parent=job).values_list("ligand__index", flat=True))
+    assert len(children) == count and set(children.values()) == {1}
+    assert len(set(Job.objects.filter(parent=job).values_list("node__name", flat=True))) == 2
+
+
 def test_kill_9_of_a_node_and_the_scheduler_mid_screen_scores_every_ligand_once(
     boltz_stack, project, alice
 ):
@@ -51,28 +76,12 @@ def test_kill_9_of_a_node_and_the_scheduler_mid_screen_scores_every_ligand_once(
     assert screen["warnings"][1:] == ["row 8 (broken): RDKit cannot read the SMILES 'C1CC(('"]
     assert screen["warnings"][0].startswith("The target is predicted without an MSA")
     pk = screen["id"]
-    # Mid-screen: some ligands scored, one running.
-    wait_until(
-        lambda: (
-            Ligand.objects.filter(screen_id=pk, scored_at__isnull=False).count() >= 3
-            and Job.objects.filter(parent_id=pk, state=State.RUNNING).exists()
-        ),
-        240,
-        every=0.1,
-        what="the screen to be under way",
-    )
-    for process in (boltz_stack.nodes["node1"], boltz_stack.scheduler):
-        process.kill()
-    boltz_stack.scheduler.start()
-    boltz_stack.nodes["node1"].start()
+    kill_9_mid_screen(boltz_stack, pk, "node1")
     wait_until(lambda: Job.objects.get(pk=pk).is_finished, 300, every=0.5, what="the screen")
 
     job = Job.objects.get(pk=pk)
     assert job.state == State.SUCCEEDED, job.error
-    # Every ligand scored, once: one child each, on both nodes.
-    children = Counter(Job.objects.filter(parent=job).values_list("ligand__index", flat=True))
-    assert len(children) == 12 and set(children.values()) == {1}
-    assert len(set(Job.objects.filter(parent=job).values_list("node__name", flat=True))) == 2
+    assert_scored_once(job, 12)
     ranking = client.get(f"/api/v1/jobs/{pk}/ligands/").json()["results"]
     assert [r["rank"] for r in ranking] == list(range(1, 13))
     for row in ranking:
@@ -82,7 +91,7 @@ def test_kill_9_of_a_node_and_the_scheduler_mid_screen_scores_every_ligand_once(
         assert row["affinity_pred_value"] == figures["affinity_pred_value"]
 
 
-def test_a_poses_screen_of_twelve_ranks_them_on_two_nodes(
+def test_a_poses_screen_of_twelve_ranks_them_on_two_nodes_through_a_kill_9(
     boltz_stack, boltz_cache, project, alice, tmp_path
 ):
     from rdkit import Chem
@@ -121,13 +130,13 @@ def test_a_poses_screen_of_twelve_ranks_them_on_two_nodes(
     pk = client.submit(project, kind="screen", params={"mode": "poses", **options}, inputs=inputs)[
         "id"
     ]
+    kill_9_mid_screen(boltz_stack, pk, "node2")
     wait_until(lambda: Job.objects.get(pk=pk).is_finished, 300, every=0.5, what="the screen")
 
     job = Job.objects.get(pk=pk)
     assert job.state == State.SUCCEEDED, job.error
-    children = Job.objects.filter(parent=job)
-    assert children.count() == 12 and set(children.values_list("kind", flat=True)) == {"affinity"}
-    assert len(set(children.values_list("node__name", flat=True))) == 2
+    assert_scored_once(job, 12)
+    assert set(Job.objects.filter(parent=job).values_list("kind", flat=True)) == {"affinity"}
     ranking = client.get(f"/api/v1/jobs/{pk}/ligands/").json()["results"]
     assert [r["rank"] for r in ranking] == list(range(1, 13))
     for row in ranking:
