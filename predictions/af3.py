@@ -2,7 +2,8 @@
 lab by Google DeepMind; none can be fetched here).
 
 The input is a prediction's (a Boltz YAML or FASTA upload, or `params.input`), converted by the
-AlphaFold 3 export (predictions/inputs.py: `as_alphafold3`), whose warnings the job carries.
+AlphaFold 3 export (predictions/inputs.py: `as_alphafold3`), whose warnings the job carries; or
+AlphaFold 3's own JSON, uploaded, run as written (predictions/af3_json.py).
 The MSAs are the portal's (uploads, or the MSA cache's searches, as `unpairedMsa` and
 `pairedMsa`; AlphaFold 3 then runs with `--norun_data_pipeline`), or, with
 `data_pipeline`, AlphaFold 3's own search on the node's genetic databases. The node runs
@@ -25,10 +26,12 @@ from nodes import probe
 from nodes.models import Node
 from portal.errors import PortalError
 from portal.uploads.models import Upload
-from predictions.inputs import as_alphafold3
+from predictions import af3_json
+from predictions.inputs import as_alphafold3, invalid
 from predictions.kinds import (
     DocumentInput,
     PredictKind,
+    mols_dir,
     msa_as_a3m,
     msa_field,
     record_field,
@@ -56,8 +59,8 @@ class Af3Params(serializers.Serializer):
         min_length=1,
         max_length=20,
         required=False,
-        help_text="AlphaFold 3's modelSeeds, a JSON list of integers such as [1, 2] (one "
-        "chosen if absent).",
+        help_text="AlphaFold 3's modelSeeds, a JSON list of integers such as [1, 2] (those of an "
+        "uploaded AlphaFold 3 JSON if absent, else one chosen).",
     )
     input = serializers.JSONField(
         required=False,
@@ -91,9 +94,19 @@ class Af3Params(serializers.Serializer):
 def alphafold3(job) -> tuple[dict, dict]:
     """A prediction's or an af3 job's input as AlphaFold 3 JSON, and the report of what it
     maps and leaves out (predictions/inputs.py: `as_alphafold3`). Named after the job and its
-    id, so that the output folders of two jobs of one input do not collide."""
+    id, so that the output folders of two jobs of one input do not collide. An af3 job given
+    AlphaFold 3's own JSON runs that (predictions/af3_json.py: `for_run`)."""
     params = job.params
     uploads = {u.pk: u for u in Upload.objects.filter(job_inputs__job=job)}
+    given = [u for u in uploads.values() if u.kind == "json"]
+    if given:
+        return af3_json.for_run(
+            af3_json.read(given[0]),
+            f"{job.name} job {job.pk}",
+            params["model_seeds"],
+            searched_as_a3m(job),
+            params.get("data_pipeline", False),
+        )
     return as_alphafold3(
         params["input"],
         f"{job.name} job {job.pk}",
@@ -112,7 +125,7 @@ class Af3Kind(DocumentInput, CommandKind):
     optional = True  # most portals have no AlphaFold 3
     whole_gpu = True  # JAX takes 95 % of the GPU as AlphaFold 3 starts
     min_inputs, max_inputs = 0, 1
-    input_kinds = ("yaml", "fasta")
+    input_kinds = ("yaml", "fasta", "json")
     Params = Af3Params
     # A prediction's page (its files are named as a prediction's); the generic form.
     page = Page(
@@ -125,7 +138,20 @@ class Af3Kind(DocumentInput, CommandKind):
 
     def validate(self, params: dict, inputs: list, *, project=None, **context) -> dict:
         cleaned = self.clean_params(params)
-        cleaned["input"] = self.clean_document(cleaned, inputs, project)
+        given = [u for u in inputs if u.kind == "json"]
+        if given:
+            if "input" in cleaned:
+                raise invalid(
+                    "Give the input once: an AlphaFold 3 JSON, a YAML or FASTA upload, or "
+                    "`params.input`."
+                )
+            data = af3_json.read(given[0])
+            cleaned["input"] = af3_json.document(data)
+            cleaned["af3_json"] = True
+            if "model_seeds" not in cleaned and "modelSeeds" in data:
+                cleaned["model_seeds"] = data["modelSeeds"]
+        else:
+            cleaned["input"] = self.clean_document(cleaned, inputs, project)
         why = self.unavailable()
         if why:
             raise PortalError(f"{why}, then submit again.", code="af3_unavailable")
@@ -138,6 +164,8 @@ class Af3Kind(DocumentInput, CommandKind):
         return cleaned
 
     def warnings(self, params: dict) -> list[str]:
+        if params.get("af3_json"):
+            return []  # AlphaFold 3's own input, run as written
         _, report = as_alphafold3(params["input"], "input", params["model_seeds"])
         return [*super().warnings(params), *report["warnings"]]
 
@@ -151,6 +179,8 @@ class Af3Kind(DocumentInput, CommandKind):
         )
 
     def gpu_memory(self, params: dict, inputs: list) -> int:
+        if params.get("af3_json"):
+            return af3_memory(af3_json.tokens(params["input"], mols_dir()))
         return af3_memory(tokens(params["input"]))
 
     def page_context(self, job) -> dict:

@@ -18,19 +18,20 @@ class FormatError(ValueError):
     pass
 
 
-FASTA, A3M, CSV, TSV, YAML, PDB, MMCIF, SDF, MOL2, SMI = (
+FASTA, A3M, CSV, TSV, YAML, JSON, PDB, MMCIF, SDF, MOL2, SMI = (
     "fasta",
     "a3m",
     "csv",
     "tsv",
     "yaml",
+    "json",
     "pdb",
     "mmcif",
     "sdf",
     "mol2",
     "smi",
 )
-KINDS = [FASTA, A3M, CSV, TSV, YAML, PDB, MMCIF, SDF, MOL2, SMI]
+KINDS = [FASTA, A3M, CSV, TSV, YAML, JSON, PDB, MMCIF, SDF, MOL2, SMI]
 
 EXTENSIONS = {
     ".fasta": FASTA,
@@ -45,6 +46,7 @@ EXTENSIONS = {
     ".tab": TSV,
     ".yaml": YAML,
     ".yml": YAML,
+    ".json": JSON,
     ".pdb": PDB,
     ".ent": PDB,
     ".cif": MMCIF,
@@ -56,12 +58,14 @@ EXTENSIONS = {
     ".smi": SMI,
     ".smiles": SMI,
 }
-ACCEPTED = "FASTA, A3M, CSV, TSV, YAML, PDB, mmCIF, SDF, MOL2 or SMILES (.smi)"
+ACCEPTED = "FASTA, A3M, CSV, TSV, YAML, JSON, PDB, mmCIF, SDF, MOL2 or SMILES (.smi)"
 
 # Longest header or single CSV line we look at as a whole; a longer one is not a text format.
 MAX_LINE = 1 << 20
 # YAML is parsed whole, so it is kept small (Boltz inputs are a few kilobytes).
 MAX_YAML = 16 << 20
+# JSON too; AlphaFold 3's inputs carry their MSAs inline, so they may be larger.
+MAX_JSON = 256 << 20
 
 
 def detect_kind(name: str, head: bytes) -> str:
@@ -476,8 +480,11 @@ def load_yaml(data: bytes):
         raise FormatError(f"This YAML does not parse ({where}{problem}).") from None
 
 
-class YamlChecker(TextChecker):
-    what = "a YAML file"
+class WholeChecker(TextChecker):
+    """A format parsed whole once all of it is in (`parse`), up to `limit` bytes."""
+
+    label = ""
+    limit = 0
 
     def __init__(self):
         super().__init__()
@@ -485,15 +492,46 @@ class YamlChecker(TextChecker):
 
     def feed(self, chunk: bytes) -> None:
         super().feed(chunk)
-        if len(self._data) + len(chunk) > MAX_YAML:
-            raise FormatError("YAML files over 16 MB are not accepted.")
+        if len(self._data) + len(chunk) > self.limit:
+            raise FormatError(f"{self.label} files over {self.limit >> 20} MB are not accepted.")
         self._data += chunk
 
     def finish(self) -> None:
         super().finish()
-        document = load_yaml(bytes(self._data))
-        if not isinstance(document, dict | list):
+        self.parse(bytes(self._data))
+
+    def parse(self, data: bytes) -> None:
+        raise NotImplementedError
+
+
+class YamlChecker(WholeChecker):
+    what, label, limit = "a YAML file", "YAML", MAX_YAML
+
+    def parse(self, data: bytes) -> None:
+        if not isinstance(load_yaml(data), dict | list):
             raise FormatError("The YAML holds no mapping or list.")
+
+
+def load_json(data: bytes):
+    """Parse a JSON document; raises FormatError, naming the place of a syntax error."""
+    import json
+
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"Line {exc.lineno}, column {exc.colno}: {exc.msg}.") from None
+    except RecursionError:
+        raise FormatError("This JSON nests too deeply to read.") from None
+    except UnicodeDecodeError:
+        raise FormatError("This JSON is not valid UTF-8.") from None
+
+
+class JsonChecker(WholeChecker):
+    what, label, limit = "a JSON file", "JSON", MAX_JSON
+
+    def parse(self, data: bytes) -> None:
+        if not isinstance(load_json(data), dict | list):
+            raise FormatError("The JSON holds no object or list.")
 
 
 class MarkerChecker(TextChecker):
@@ -727,6 +765,8 @@ def checker_for(kind: str):
         return TableChecker("," if kind == CSV else "\t")
     if kind == YAML:
         return YamlChecker()
+    if kind == JSON:
+        return JsonChecker()
     if kind == PDB:
         return MarkerChecker(
             "a PDB file", [(rb"^(ATOM  |HETATM)", "it has no ATOM or HETATM records")]

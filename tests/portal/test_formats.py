@@ -47,6 +47,7 @@ def refusal(name, data):
         ("t.csv", b"sequence,label\nMKV,1\nMKL,0\n", "csv"),
         ("t.tsv", b"sequence\tlabel\nMKV\t1\n", "tsv"),
         ("in.yaml", b"version: 1\nsequences:\n  - protein: {id: A, sequence: MKV}\n", "yaml"),
+        ("af3.json", b'{"dialect": "alphafold3", "sequences": [{"protein": {}}]}', "json"),
         (
             "x.pdb",
             b"HEADER    TEST\nATOM      1  N   MET A   1      11.104   6.134  -6.504\n",
@@ -83,6 +84,19 @@ def test_good_files_pass_and_their_kind_is_told(name, data, kind):
 )
 def test_a_bad_fasta_is_refused_with_the_line_at_fault(data, message):
     assert message in refusal("x.fasta", data)
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b'{"a": 1,\n "b": }', "Line 2, column 7: Expecting value."),
+        (b"42", "The JSON holds no object or list."),
+        (b"[" * 50_000 + b"]" * 50_000, "This JSON nests too deeply to read."),
+        (b'{"a": "\xe9"}', "not valid UTF-8"),
+    ],
+)
+def test_a_bad_json_is_refused_saying_where(data, message):
+    assert message in refusal("x.json", data)
 
 
 # boltz's own examples/ligand.fasta, as boltz 2.2.1 ships it (a SMILES record), and one with

@@ -22,6 +22,23 @@ GPU = json.dumps([{"name": "made-up 80 GB", "memory_total": 80 * 2**30}])
 MSA = ">query\nMKTAYIAKQRQISFVKSHFSRQ\n>hit\nMKTAYIAKQRQISFVKAHFSRQ\n"
 
 
+# AlphaFold 3's own input, as a scientist writes it for AlphaFold 3 (its docs/input.md).
+AF3_INPUT = {
+    "dialect": "alphafold3",
+    "version": 2,
+    "name": "my complex",
+    "modelSeeds": [11],
+    "sequences": [
+        {"protein": {"id": "A", "sequence": "MKTAYIAKQRQISFVKSHFSRQ", "unpairedMsa": MSA,
+                     "pairedMsa": "", "templates": []}},
+        {"protein": {"id": ["B", "C"], "sequence": "GSHMKVLAAGIVG",
+                     "modifications": [{"ptmType": "SEP", "ptmPosition": 4}]}},
+        {"ligand": {"id": "D", "ccdCodes": ["ATP"]}},
+    ],
+    "bondedAtomPairs": [[["A", 1, "CA"], ["D", 1, "PG"]]],
+}  # fmt: skip
+
+
 def af3_dirs(tmp_path: Path) -> dict:
     weights, databases = tmp_path / "af3-weights", tmp_path / "af3-databases"
     weights.mkdir()
@@ -40,6 +57,7 @@ def test_af3_runs_on_the_node_that_has_it_and_its_result_is_a_predictions(
     boltz_stack, project, alice, tmp_path, client
 ):
     browser = client  # Django's test client, for the page (the API goes over HTTP)
+    browser.force_login(alice)
     af3 = af3_dirs(tmp_path)
     # `{gpu}` is put in as the job's GPU (here in a flag AlphaFold 3 has, for the stand-in to
     # show it; a container is told it by `--gpus device={gpu}`).
@@ -74,12 +92,39 @@ def test_af3_runs_on_the_node_that_has_it_and_its_result_is_a_predictions(
             "data_pipeline": True,
         },
     )
-    ids = [given["id"], searched["id"]]
+    own = client.session.post(
+        client.url + "/api/v1/uploads/",
+        data={"project": project.pk},
+        files={"file": ("written-for-af3.json", json.dumps(AF3_INPUT))},
+        timeout=30,
+    ).json()
+    as_written = client.submit(project, kind="af3", inputs=[own["id"]])
+    ids = [given["id"], searched["id"], as_written["id"]]
     wait_until(lambda: all(Job.objects.get(pk=pk).is_finished for pk in ids), 90, what="af3")
     jobs = [Job.objects.get(pk=pk) for pk in ids]
-    assert [j.state for j in jobs] == [State.SUCCEEDED] * 2, [j.error for j in jobs]
+    assert [j.state for j in jobs] == [State.SUCCEEDED] * 3, [j.error for j in jobs]
     assert {j.node.name for j in jobs} == {"alpha"}  # never the node without AlphaFold 3
-    job, alone = jobs
+    job, alone, written = jobs
+
+    # AlphaFold 3's own JSON ran as written: its seeds, its MSA, its modification and bond;
+    # only its name (the output folder) is the job's, and the homodimer that brought no MSA
+    # got the portal's (none here: single sequence, as its page says).
+    assert written.name == "written-for-af3" and written.warnings == []
+    ran = json.loads(artifact(written, "af3_input.json"))
+    assert ran["name"] == f"written-for-af3 job {written.pk}" and ran["modelSeeds"] == [11]
+    assert ran["bondedAtomPairs"] == AF3_INPUT["bondedAtomPairs"]
+    first, dimer, atp = ran["sequences"]
+    assert first == AF3_INPUT["sequences"][0] and atp == AF3_INPUT["sequences"][2]
+    assert dimer["protein"] == {
+        **AF3_INPUT["sequences"][1]["protein"], "unpairedMsa": "", "pairedMsa": "", "templates": [],
+    }  # fmt: skip
+    said = [e.data.get("line", "") for e in written.events.filter(type="log")]
+    flags = json.loads(next(s for s in said if s.startswith("stand-in")).split("flags: ")[1])
+    assert flags["run_data_pipeline"] is False
+    page = browser.get(f"/jobs/{written.pk}/").content.decode()
+    pae = client.session.get(f"{client.url}/api/v1/jobs/{written.pk}/pae/", timeout=30).json()
+    assert [c["name"] for c in pae["chains"]] == ["A", "B", "C", "D"]
+    assert "Predicted without an MSA (single sequence): chains B, C." in page
 
     # What the export could not carry, said at submission.
     assert any("is cyclic" in w for w in job.warnings)
@@ -120,7 +165,6 @@ def test_af3_runs_on_the_node_that_has_it_and_its_result_is_a_predictions(
 
     # The page and its API read them as a prediction's: chains by the scientist's names.
     api = client.session
-    browser.force_login(alice)
     page = browser.get(f"/jobs/{job.pk}/").content.decode()
     assert f'data-record="{record}" data-engine="af3"' in page
     assert "ranked by its ranking score" in page
@@ -167,6 +211,116 @@ def test_af3_is_refused_while_no_node_has_it_naming_the_settings(
     assert response.status_code == 400
     assert "PORTAL_AF3_COMMAND" in response.json()["detail"]
     assert "PORTAL_AF3_MODEL_DIR" in response.json()["detail"]
+
+
+def changed(change) -> dict:
+    document = json.loads(json.dumps(AF3_INPUT))
+    change(document)
+    return document
+
+
+@pytest.mark.django_db
+@pytest.mark.database
+@pytest.mark.parametrize(
+    "document, refusal",
+    [
+        ("{not json", "Line 1, column 2: Expecting property name"),
+        ("[" * 100_000 + "]" * 100_000, "nests too deeply"),
+        (
+            [{"name": "server job", "sequences": []}],
+            "this is AlphaFold Server's format (dialect alphafoldserver)",
+        ),
+        (changed(lambda d: d.update(dialect="boltz")), "dialect: must be 'alphafold3'"),
+        (changed(lambda d: d.update(version=9)), "version: 9 is not one of"),
+        (changed(lambda d: d.update(seeds=[1])), "seeds: AlphaFold 3's input has no such field"),
+        (changed(lambda d: d.update(modelSeeds=[])), "modelSeeds: must be a non-empty list"),
+        (
+            changed(
+                lambda d: d["sequences"][0]["protein"].update(unpairedMsaPath="/home/me/a.a3m")
+            ),
+            "sequences[1] (protein A): unpairedMsaPath names a file on the machine the JSON was "
+            "written on",
+        ),
+        (
+            changed(lambda d: d["sequences"][1]["protein"].update(id=["B", "A"])),
+            "sequences[2] (protein B, A): chain id A is used twice",
+        ),
+        (
+            changed(lambda d: d["sequences"][2]["ligand"].update(smiles="CCO")),
+            "sequences[3] (ligand D): give exactly one of ccdCodes or smiles",
+        ),
+        (
+            changed(lambda d: d["sequences"][0]["protein"].update(unpairedMsa=">q\nMKV\n")),
+            "the first sequence of its unpairedMsa is not the chain's sequence",
+        ),
+        (changed(lambda d: d["sequences"].append({"water": {}})), "must be one of protein"),
+        (
+            changed(lambda d: d["sequences"][1]["protein"].update(sequence="gshm")),
+            "its sequence must be upper-case letters",
+        ),
+    ],
+)
+def test_alphafold3s_own_json_is_checked_at_submission(
+    api, alice, project, boltz_cache, settings, document, refusal
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.PORTAL_BOLTZ_CACHE = str(boltz_cache["cache"])
+    text = document if isinstance(document, str) else json.dumps(document)
+    response = api(alice).post(
+        "/api/v1/uploads/",
+        {"project": project.pk, "file": SimpleUploadedFile("input.json", text.encode())},
+        format="multipart",
+    )
+    if response.status_code == 400:  # not JSON at all: refused as it arrives
+        assert refusal in response.json()["detail"], response.json()
+        return
+    assert response.status_code == 201 and response.json()["kind"] == "json"
+    submitted = api(alice).post(
+        "/api/v1/jobs/",
+        {"project": project.pk, "kind": "af3", "inputs": [response.json()["id"]]},
+        format="json",
+    )
+    assert submitted.status_code == 400
+    detail = submitted.json()["detail"]
+    assert detail.startswith("input.json: ") and refusal in detail, detail
+
+
+@pytest.mark.django_db
+@pytest.mark.database
+def test_alphafold3s_own_json_is_taken_given_once_and_only_by_af3(
+    api, alice, project, boltz_cache, settings, make_node
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.PORTAL_BOLTZ_CACHE = str(boltz_cache["cache"])
+    make_node(
+        "alpha",
+        gpus=[{"index": 0, "name": "made-up", "memory_total": 80 * 2**30}],
+        engines={"af3": {"ready": True}, "boltz": {"ready": True}},
+    )
+    file = SimpleUploadedFile("complex.json", json.dumps(AF3_INPUT).encode())
+    pk = (
+        api(alice)
+        .post("/api/v1/uploads/", {"project": project.pk, "file": file}, format="multipart")
+        .json()["id"]
+    )
+
+    def submit(kind, **params):
+        return api(alice).post(
+            "/api/v1/jobs/",
+            {"project": project.pk, "kind": kind, "inputs": [pk], "params": params},
+            format="json",
+        )
+
+    twice = submit("af3", input={"sequences": [{"protein": {"id": "A", "sequence": "MKV"}}]})
+    assert twice.status_code == 400 and "Give the input once" in twice.json()["detail"]
+    assert submit("predict").status_code == 400  # Boltz takes its own YAML, not this
+    job = submit("af3", model_seeds=[5, 6], num_diffusion_samples=1).json()
+    assert job["params"]["model_seeds"] == [5, 6]  # the parameter over the file's seeds
+    assert job["name"] == "complex" and job["warnings"] == []
+    # 22 + 2 x 13 residues and ATP: small enough for a 16 GB card.
+    assert Job.objects.get(pk=job["id"]).gpu_memory == 15 * 2**30
 
 
 def test_a_node_has_af3_only_with_its_command_and_its_weights(tmp_path, monkeypatch):
