@@ -11,7 +11,7 @@ from jobs.archive import archive_stream
 from jobs.filters import JobFilter
 from jobs.kinds import registry
 from jobs.models import Artifact, Job, JobTransition, Priority
-from jobs.selectors import events_after, job_for, jobs_visible_to
+from jobs.selectors import events_after, job_for, jobs_visible_to, waiting
 from jobs.services import (
     Submission,
     job_cancel,
@@ -79,9 +79,14 @@ class JobSerializer(serializers.ModelSerializer):
 
 class JobDetailSerializer(JobSerializer):
     transitions = TransitionSerializer(many=True, read_only=True)
+    waiting = serializers.SerializerMethodField()
 
     class Meta(JobSerializer.Meta):
-        fields = [*JobSerializer.Meta.fields, "transitions"]
+        fields = [*JobSerializer.Meta.fields, "transitions", "waiting"]
+
+    def get_waiting(self, job) -> str:
+        """A waiting job's place in the queue and what it waits for ("" for any other job)."""
+        return waiting(job)
 
 
 class JobInput(serializers.Serializer):

@@ -6,6 +6,7 @@ from django.db.models import F, Q
 
 from jobs.kinds import get_kind
 from jobs.models import Job, State
+from jobs.placement import waits_for
 from portal.projects.models import Role
 from portal.projects.selectors import member_object
 
@@ -63,3 +64,18 @@ def queue_place(job: Job) -> tuple[int, float | None]:
     if not runs or not slots:
         return ahead + 1, None
     return ahead + 1, median(runs) * (ahead // slots + 1)
+
+
+def waiting(job: Job) -> str:
+    """Where a waiting job stands and what it waits for, as its page and the API say it ("" for
+    a job that is not waiting to be placed)."""
+    if job.state != State.QUEUED or job.node_id:
+        return ""
+    place, seconds = queue_place(job)
+    text = f"waiting: number {place} in the queue"
+    if reason := waits_for(job):
+        text += f", {reason}"
+    if seconds is not None:
+        minutes = round(seconds / 60)
+        text += f", starting in about {f'{minutes} min' if minutes else 'a minute or less'}"
+    return text

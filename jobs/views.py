@@ -14,8 +14,7 @@ from jobs.forms import JobForm
 from jobs.kinds import get_kind, headline, registry
 from jobs.kinds.base import Page, Runs
 from jobs.models import ACTIVE, State
-from jobs.placement import waits_for
-from jobs.selectors import jobs_visible_to, queue_place
+from jobs.selectors import jobs_visible_to, waiting
 from jobs.services import job_submit_all
 from nodes.selectors import nodes_online
 from portal.errors import PortalError
@@ -53,18 +52,6 @@ def dashboard(request):
 def about(job) -> str:
     parent = get_kind(job.parent.kind) if job.parent_id else None
     return parent.about_child(job) if parent else ""
-
-
-def waiting(job) -> str:
-    """Where a queued job stands, as its page says it."""
-    place, seconds = queue_place(job)
-    text = f"waiting: number {place} in the queue"
-    if reason := waits_for(job):
-        text += f", {reason}"
-    if seconds is not None:
-        minutes = round(seconds / 60)
-        text += f", starting in about {f'{minutes} min' if minutes else 'a minute or less'}"
-    return text
 
 
 def params_table(params: dict) -> list[tuple[str, str]]:
@@ -159,7 +146,7 @@ def job_detail(request, pk):
             # What the job it runs for says of it (a search, of its candidate).
             "about": about(job),
             # A queued job's place in the queue, and when it may start.
-            "waiting": waiting(job) if job.state == State.QUEUED and not job.node_id else "",
+            "waiting": waiting(job),
         },
     )
 

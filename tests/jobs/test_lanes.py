@@ -113,6 +113,9 @@ def test_a_waiting_jobs_page_says_what_it_waits_for(
     assert where(running) == (0, 0)
     assert says(big) == "waiting: number 1 in the queue, for a GPU with 7.0 GiB free"
     assert says(loner) == "waiting: number 2 in the queue, for a GPU of its own"
+    # Scripts read the same in the job's API.
+    assert client.get(f"/api/v1/jobs/{big.pk}/").json()["waiting"] == says(big)
+    assert client.get(f"/api/v1/jobs/{running.pk}/").json()["waiting"] == ""
     # With the node gone, it waits for one.
     node.last_heartbeat_at = None
     node.save()
