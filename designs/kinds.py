@@ -133,6 +133,7 @@ def candidate_params(params: dict, sequence: str, target_msa) -> dict:
 
 class DesignKind(ParentKind):
     name = "design"
+    drawn = ("seed",)  # chosen at random where none is given
     title = "Design peptide binders (Boltz-2)"
     page = Page(template="designs/candidates.html", form="designs/new.html")
     min_inputs, max_inputs = 0, 1

@@ -122,10 +122,16 @@ def _checked(project: Project, by, kind: str, params: dict, inputs: list[int]) -
         inputs=inputs,
         gpu_memory=_gpu_memory(job_kind, cleaned, inputs),
         needs=job_kind.needs(cleaned),
-        digest=fingerprint(kind, cleaned, [u.sha256 for u in inputs]),
+        digest=fingerprint(kind, _as_given(job_kind, params, cleaned), [u.sha256 for u in inputs]),
         warnings=job_kind.warnings(cleaned),
         default_name=job_kind.default_name(cleaned, inputs),
     )
+
+
+def _as_given(kind, given: dict, cleaned: dict) -> dict:
+    """The cleaned parameters without those the kind drew because none was given (a random
+    seed): what says whether a submission repeats one."""
+    return {k: v for k, v in cleaned.items() if k not in kind.drawn or k in given}
 
 
 def _create(work: _Work, *, project, by, name, priority, limit, now, parent=None) -> Job:

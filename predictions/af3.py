@@ -119,6 +119,7 @@ def alphafold3(job) -> tuple[dict, dict]:
 
 class Af3Kind(DocumentInput, CommandKind):
     name = "af3"
+    drawn = ("model_seeds",)  # chosen at random where none is given
     title = "Predict a structure (AlphaFold 3)"
     gpu = "required"
     requires = ("af3",)

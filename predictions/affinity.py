@@ -92,6 +92,7 @@ def read(uploads: list, params: dict) -> complexes.Complex:
 
 class AffinityKind(EngineKind):
     name = "affinity"
+    drawn = ("seed",)  # chosen at random where none is given
     title = "Binding affinity of a complex (Boltz-2)"
     gpu = "optional"
     shares_gpu = True

@@ -485,6 +485,7 @@ class DocumentInput:
 
 class PredictKind(DocumentInput, EngineKind):
     name = "predict"
+    drawn = ("seed",)  # chosen at random where none is given
     title = "Predict a structure (Boltz-2)"
     gpu = "optional"
     shares_gpu = True

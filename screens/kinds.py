@@ -75,6 +75,7 @@ def pose_params(params: dict) -> dict:
 
 class ScreenKind(ParentKind):
     name = "screen"
+    drawn = ("seed",)  # chosen at random where none is given
     title = "Screen ligands against a target (Boltz-2 affinity)"
     page = Page(
         template="screens/screen.html",

@@ -153,6 +153,9 @@ class JobKind:
     # Whether a portal may well have no node for it (AlphaFold 3, which each lab licenses):
     # that it cannot run is said on its form and in the list of kinds, not on the dashboard.
     optional: bool = False
+    # Parameters `validate` draws at random where a submission gives none (a seed): two
+    # submissions that give none are the same submission (jobs/services.py: `fingerprint`).
+    drawn: tuple[str, ...] = ()
     # Engines (by the names the node agent reports them under) a node must have ready.
     requires: tuple[str, ...] = ()
     # How many uploads the kind takes, and of which kinds.

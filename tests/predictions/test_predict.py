@@ -190,6 +190,36 @@ def test_an_upload_that_is_not_boltzs_schema_is_a_400(boltz_node, api, alice, pr
     assert "Unknown section(s) proteins" in response.json()["detail"]
 
 
+def test_the_same_prediction_twice_is_one_job_though_its_seed_is_drawn_at_random(
+    boltz_node, api, alice, project, enqueued
+):
+    document = {"sequences": [{"protein": {"id": "A", "sequence": "MKTAYIAK", "msa": "empty"}}]}
+
+    def post(**body):
+        return api(alice).post(
+            "/api/v1/jobs/",
+            {"project": project.pk, "kind": "predict", "params": {"input": document}, **body},
+            format="json",
+        )
+
+    first = post()
+    assert first.status_code == 201
+    again = post()  # a second click on Submit: no second prediction
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    assert again.json()["params"]["seed"] == first.json()["params"]["seed"]
+    forced = post(force=True)
+    assert forced.status_code == 201
+    assert forced.json()["params"]["seed"] != first.json()["params"]["seed"]
+    # A seed given is part of the work: another seed is other work, the same seed the same.
+    seeded = api(alice).post(
+        "/api/v1/jobs/",
+        {"project": project.pk, "kind": "predict", "params": {"input": document, "seed": 3}},
+        format="json",
+    )
+    assert seeded.status_code == 201
+    assert Job.objects.count() == 3
+
+
 def test_an_input_the_nodes_molecules_cannot_build_fails_that_job_with_the_reason(
     boltz_node, boltz_cache, settings, api, alice, project, enqueued, tmp_path
 ):
