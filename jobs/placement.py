@@ -17,7 +17,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, connections, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -272,11 +272,9 @@ def waits_for(job: Job) -> str:
     occupied = {(j["node_id"], j["slot"]) for j in placed_jobs}
     use, empty = GpuUse(nodes, placed_jobs), GpuUse(nodes, [])
     slots = [(node, slot) for node in nodes for slot in use.slots[node.pk]]
-    if any(
-        (node.pk, slot["slot"]) not in occupied and _fits(kind, job, node, slot, use)
-        for node, slot in slots
-    ):
-        return ""
+    free = [(node, slot) for node, slot in slots if (node.pk, slot["slot"]) not in occupied]
+    if any(_fits(kind, job, node, slot, use) for node, slot in free):
+        return _behind(job, free, use)
     # The slots that could take it in an empty pool say what it waits for.
     could = [slot for node, slot in slots if _fits(kind, job, node, slot, empty)]
     if not could or any(slot["gpu"] is None for slot in could):
@@ -284,6 +282,32 @@ def waits_for(job: Job) -> str:
     if runs_alone(kind, job.gpu_memory, job.gpu_alone):
         return "for a GPU of its own"
     return f"for a GPU with {job.gpu_memory / 2**30:.1f} GiB free"
+
+
+def _behind(job: Job, free: list, use: GpuUse) -> str:
+    """Why a job a free slot would take is not placed: a job before it in the queue that fits
+    no free slot has a GPU kept for it to empty (`hold_a_gpu`), and the job then waits behind
+    it; "" otherwise (a pass is due)."""
+    ahead = (
+        Job.objects.filter(state=State.QUEUED, node__isnull=True)
+        .filter(
+            Q(priority__gt=job.priority) | Q(priority=job.priority, queued_at__lt=job.queued_at)
+        )
+        .exclude(pk=job.pk)
+        .order_by("-priority", "queued_at")[:PER_USER]
+    )
+    for other in ahead:
+        kind = get_kind(other.kind)
+        if kind is None or kind.gpu == "none":
+            continue
+        runs = [
+            (node, slot)
+            for node, slot in free
+            if all(node.can_run(name) for name in (*kind.requires, *other.needs))
+        ]
+        if runs and not any(_fits(kind, other, node, slot, use) for node, slot in runs):
+            return f"behind job #{other.pk}, for which a GPU is kept until it empties"
+    return ""
 
 
 def enqueue(job_id: int, placement: int, queue: str) -> None:

@@ -74,7 +74,8 @@ def waiting(job: Job) -> str:
     place, seconds = queue_place(job)
     text = f"waiting: number {place} in the queue"
     if reason := waits_for(job):
-        text += f", {reason}"
+        # Then the wait is the running jobs' to end, which the estimate below does not know.
+        return f"{text}, {reason}"
     if seconds is not None:
         minutes = round(seconds / 60)
         text += f", starting in about {f'{minutes} min' if minutes else 'a minute or less'}"

@@ -171,11 +171,15 @@ def job_new_kind(request, pk, kind):
     fields = job_kind.Params().fields
     initial = {k: v for k, v in request.GET.items() if k in fields}
     # "Run again with changes": the form filled from a job of the kind the user can see (its
-    # parameters; a new seed unless one is given).
+    # uploads and parameters; a new seed unless one is given).
     source = parse_id(request.GET.get("from", ""))
     rerun = source and jobs_visible_to(request.user).filter(pk=source, kind=kind).first()
     if rerun:
-        initial.update({k: v for k, v in rerun.params.items() if k in fields and k != "seed"})
+        params, chosen = job_kind.again(rerun)
+        initial.update({k: v for k, v in params.items() if k in fields})
+        chosen = [str(pk) for pk in chosen if any(u.pk == pk for u in uploads)]
+        if chosen and job_kind.max_inputs:
+            initial["inputs"] = chosen[0] if job_kind.max_inputs == 1 else chosen
     form = JobForm(request.POST or None, kind=job_kind, uploads=uploads, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:

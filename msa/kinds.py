@@ -69,7 +69,9 @@ def unavailable(source: str) -> str | None:
     if source == Source.SERVER and not MsaServer.configured():
         return (
             "This portal has no MSA server: sequences are only sent to a server an operator "
-            "configured (PORTAL_MSA_SERVER_URL). Give each protein an MSA, or use `msa: single`."
+            "configured (PORTAL_MSA_SERVER_URL). Give each protein an MSA, or predict it single "
+            "sequence: the job parameter `msa: single` (with `portal predict`, leave out "
+            "--use_msa_server; in a Boltz YAML, a protein's `msa: empty`)."
         )
     engine = SOURCE_ENGINE[source]
     if not any(

@@ -65,8 +65,9 @@ class Af3Params(serializers.Serializer):
     input = serializers.JSONField(
         required=False,
         help_text=(
-            "The input as a Boltz YAML document in JSON, instead of an uploaded YAML or FASTA; "
-            "converted to AlphaFold 3's JSON."
+            "The input as a Boltz YAML document in JSON, converted to AlphaFold 3's JSON; "
+            "instead of an upload (a Boltz YAML or FASTA, converted too, or AlphaFold 3's own "
+            "JSON, run as written)."
         ),
     )
     num_diffusion_samples = serializers.IntegerField(
@@ -163,6 +164,15 @@ class Af3Kind(DocumentInput, CommandKind):
         elif "msa" not in cleaned:
             cleaned["msa"] = "server" if settings.PORTAL_MSA_SERVER_URL else "single"
         return cleaned
+
+    def again(self, job) -> tuple[dict, list[int]]:
+        """AlphaFold 3's own JSON again as its upload (the document read from it is the portal's
+        note of its chains, not an input)."""
+        if not job.params.get("af3_json"):
+            return super().again(job)
+        params, _ = CommandKind.again(self, job)  # the kind's uploads, not DocumentInput's
+        params.pop("input", None)
+        return params, [i.upload_id for i in job.job_inputs.filter(upload__kind="json")]
 
     def warnings(self, params: dict) -> list[str]:
         if params.get("af3_json"):

@@ -31,7 +31,7 @@ ON_THE_NODE = {
     "mmcifPath": "mmcif",
 }
 # What the portal's Boltz-like document says of a protein whose MSA the JSON holds.
-GIVEN = "alphafold3"
+GIVEN = "in the AlphaFold 3 JSON"
 MAX_SEED = 2**32 - 1
 
 
@@ -58,7 +58,7 @@ def check(data, label: str) -> dict:
         _check_top(data)
         seen: set[str] = set()
         for number, item in enumerate(data["sequences"], start=1):
-            _check_entity(f"sequences[{number}]", item, seen)
+            _check_entity(f"entity {number} of sequences", item, seen)
     except Refused as refused:
         raise invalid(f"{label}: {refused}") from None
     return data
@@ -108,8 +108,12 @@ def _check_entity(where: str, item, seen: set[str]) -> None:
     if not isinstance(body, dict):
         raise Refused(f"{where} ({kind})", "must be an object.")
     ids = body.get("id") if isinstance(body.get("id"), list) else [body.get("id")]
-    if not ids or not all(isinstance(i, str) and re.fullmatch("[A-Z]+", i) for i in ids):
-        raise Refused(f"{where} ({kind})", "its id must be upper-case letters, or a list of them.")
+    bad = [i for i in ids if not (isinstance(i, str) and re.fullmatch("[A-Z]+", i))]
+    if not ids or bad:
+        raise Refused(
+            f"{where} ({kind})",
+            f"its id must be upper-case letters, or a list of them, not {bad[0] if bad else []!r}.",
+        )
     where = f"{where} ({kind} {', '.join(ids)})"
     for chain in ids:
         if chain in seen:

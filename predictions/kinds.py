@@ -442,6 +442,11 @@ class DocumentInput:
     def warnings(self, params: dict) -> list[str]:
         return ambiguous_letters(params["input"])
 
+    def again(self, job) -> tuple[dict, list[int]]:
+        """The input as the document it was read into (the form edits it), not its upload."""
+        params, _ = super().again(job)
+        return params, []
+
     def page_context(self, job) -> dict:
         """The name its files go by, and the protein chains predicted without an MSA (single
         sequence), for the page to say so: an MSA of `empty`, or none where the job's MSA

@@ -207,6 +207,17 @@ class JobKind:
         """A job's name when its submission gives none."""
         return f"{self.name} job"
 
+    def again(self, job) -> tuple[dict, list[int]]:
+        """What "Run again with changes" fills the form with: the job's parameters, but those
+        drawn at random (a new seed is drawn unless one is typed), and its uploads."""
+        params = {k: v for k, v in job.params.items() if k not in self.drawn}
+        uploads = [
+            i.upload_id
+            for i in job.job_inputs.select_related("upload")
+            if not self.input_kinds or i.upload.kind in self.input_kinds
+        ]
+        return params, uploads
+
     def warnings(self, params: dict) -> list[str]:
         """What a scientist should know of a job accepted with these cleaned parameters (a
         letter the program reads as an unknown residue…): stored with the job and shown

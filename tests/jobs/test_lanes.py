@@ -111,8 +111,15 @@ def test_a_waiting_jobs_page_says_what_it_waits_for(
     running = submit(params={"gib": 4})
     big, loner = submit(params={"gib": 7}), submit(params={"n": 1})
     assert where(running) == (0, 0)
+    small = submit(params={"gib": 1, "n": 2})  # it would fit beside the running job, but
+    place_queued_jobs()  # the GPU is kept for the larger job before it to empty
+    assert where(small) is None
     assert says(big) == "waiting: number 1 in the queue, for a GPU with 7.0 GiB free"
     assert says(loner) == "waiting: number 2 in the queue, for a GPU of its own"
+    assert says(small) == (
+        f"waiting: number 3 in the queue, behind job #{big.pk}, for which a GPU is kept until "
+        "it empties"
+    )
     # Scripts read the same in the job's API.
     assert client.get(f"/api/v1/jobs/{big.pk}/").json()["waiting"] == says(big)
     assert client.get(f"/api/v1/jobs/{running.pk}/").json()["waiting"] == ""

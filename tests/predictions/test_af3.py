@@ -125,6 +125,11 @@ def test_af3_runs_on_the_node_that_has_it_and_its_result_is_a_predictions(
     pae = client.session.get(f"{client.url}/api/v1/jobs/{written.pk}/pae/", timeout=30).json()
     assert [c["name"] for c in pae["chains"]] == ["A", "B", "C", "D"]
     assert "Predicted without an MSA (single sequence): chains B, C." in page
+    # Run again with changes: the form has the JSON chosen again, not the portal's note of it.
+    form = browser.get(f"/projects/{project.pk}/jobs/new/af3/?from={written.pk}").content.decode()
+    assert f'<option value="{own["id"]}" selected>' in form
+    textarea = form.split('name="input"')[1].split(">", 1)[1].split("</textarea>")[0]
+    assert textarea.strip() == ""
 
     # What the export could not carry, said at submission.
     assert any("is cyclic" in w for w in job.warnings)
@@ -238,22 +243,27 @@ def changed(change) -> dict:
             changed(
                 lambda d: d["sequences"][0]["protein"].update(unpairedMsaPath="/home/me/a.a3m")
             ),
-            "sequences[1] (protein A): unpairedMsaPath names a file on the machine the JSON was "
-            "written on",
+            "entity 1 of sequences (protein A): unpairedMsaPath names a file on the machine the "
+            "JSON was written on",
         ),
         (
             changed(lambda d: d["sequences"][1]["protein"].update(id=["B", "A"])),
-            "sequences[2] (protein B, A): chain id A is used twice",
+            "entity 2 of sequences (protein B, A): chain id A is used twice",
         ),
         (
             changed(lambda d: d["sequences"][2]["ligand"].update(smiles="CCO")),
-            "sequences[3] (ligand D): give exactly one of ccdCodes or smiles",
+            "entity 3 of sequences (ligand D): give exactly one of ccdCodes or smiles",
         ),
         (
             changed(lambda d: d["sequences"][0]["protein"].update(unpairedMsa=">q\nMKV\n")),
             "the first sequence of its unpairedMsa is not the chain's sequence",
         ),
         (changed(lambda d: d["sequences"].append({"water": {}})), "must be one of protein"),
+        (
+            changed(lambda d: d["sequences"][0]["protein"].update(id="a")),
+            "entity 1 of sequences (protein): its id must be upper-case letters, or a list of "
+            "them, not 'a'.",
+        ),
         (
             changed(lambda d: d["sequences"][1]["protein"].update(sequence="gshm")),
             "its sequence must be upper-case letters",
