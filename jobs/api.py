@@ -7,7 +7,7 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs.archive import archive_stream
+from jobs.archive import archive_stream, log_lines
 from jobs.filters import JobFilter
 from jobs.kinds import registry
 from jobs.models import Artifact, Job, JobTransition, Priority
@@ -324,6 +324,15 @@ class ArtifactContentView(APIView):
         )
         response["Content-Length"] = artifact.size
         response["ETag"] = f'"{artifact.sha256}"'
+        return response
+
+
+class LogView(APIView):
+    @extend_schema(responses={(200, "text/plain"): str}, summary="The job's log as text")
+    def get(self, request, pk):
+        job = job_for(request.user, pk)
+        response = StreamingHttpResponse(log_lines(job), content_type="text/plain; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="job-{job.pk}.log"'
         return response
 
 

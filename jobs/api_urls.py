@@ -16,4 +16,5 @@ urlpatterns = [
         name="api-job-artifact",
     ),
     path("jobs/<id:pk>/archive/", api.ArchiveView.as_view(), name="api-job-archive"),
+    path("jobs/<id:pk>/log/", api.LogView.as_view(), name="api-job-log"),
 ]

@@ -1,4 +1,5 @@
-"""A job's artifacts as one ZIP, streamed as it is written, with a provenance manifest."""
+"""A job's artifacts as one ZIP, streamed as it is written, with a provenance manifest and the
+job's log."""
 
 import io
 import json
@@ -22,6 +23,9 @@ class _Sink(io.RawIOBase):
     def write(self, data) -> int:
         self._chunks.append(bytes(data))
         return len(data)
+
+    def size(self) -> int:
+        return sum(len(chunk) for chunk in self._chunks)
 
     def take(self) -> bytes:
         data = b"".join(self._chunks)
@@ -84,6 +88,16 @@ def _provenance(job) -> dict | None:
         return json.loads(f.read())
 
 
+LOG = "log.txt"
+
+
+def log_lines(job):
+    """The job's log, line by line as it printed them (every attempt), read in batches."""
+    events = job.events.filter(type="log").order_by("seq").values_list("data", flat=True)
+    for data in events.iterator(chunk_size=2000):
+        yield f"{data.get('line', '')}\n"
+
+
 def archive_stream(job):
     sink = _Sink()
     stamp = (job.finished_at or timezone.now()).timetuple()[:6]
@@ -103,5 +117,15 @@ def archive_stream(job):
                 while chunk := source.read(1 << 20):
                     target.write(chunk)
                     yield sink.take()
+            yield sink.take()
+        # Its log, unless the job wrote a file of that name itself.
+        if not job.artifacts.filter(name=LOG).exists():
+            info = zipfile.ZipInfo(LOG, date_time=stamp)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(info, "w", force_zip64=True) as target:
+                for line in log_lines(job):
+                    target.write(line.encode())
+                    if sink.size() > 1 << 20:
+                        yield sink.take()
             yield sink.take()
     yield sink.take()

@@ -21,6 +21,9 @@ from portal.uploads.api import (
 
 urlpatterns = [
     path("health/", HealthView.as_view(), name="api-health"),
+    # As SPEC and probes write it, without the slash: answered, not redirected (a probe that
+    # does not follow redirects would call the portal down).
+    path("health", HealthView.as_view()),
     path("schema/", SchemaView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("tokens/", TokenListView.as_view(), name="api-tokens"),

@@ -338,12 +338,16 @@ def _check(name: str, got: str, listed: str) -> None:
         raise DigestMismatch(f"{name}: SHA-256 {got}, but the portal lists {listed}.")
 
 
+# What an archive holds besides the job's artifacts: its provenance manifest and the job's log.
+ARCHIVE_OWN = {"manifest.json", "log.txt"}
+
+
 def _check_archive(path, listing: dict[str, dict]) -> None:
     """Every listed artifact is in the ZIP with the listed digest, and nothing else is but the
-    archive's own manifest."""
+    archive's own files (a job's artifact may be named as one of them: it is checked)."""
     try:
         with zipfile.ZipFile(path) as archive:
-            members = set(archive.namelist()) - {"manifest.json"}
+            members = set(archive.namelist()) - (ARCHIVE_OWN - set(listing))
             if members != set(listing):
                 raise DigestMismatch(
                     f"The archive holds {sorted(members)}, the listing {sorted(listing)}."

@@ -210,8 +210,14 @@ def test_events_come_after_an_id_oldest_first_in_pages(project, alice, api, make
     assert api(alice).get(f"/api/v1/jobs/{job.pk}/events/?after=x").status_code == 400
 
 
-def test_artifacts_download_singly_and_as_a_zip_with_a_manifest(project, alice, api, make_node):
+def test_artifacts_download_singly_and_as_a_zip_with_a_manifest_and_the_log(
+    project, alice, api, make_node
+):
     job = running_job(project, alice, api, make_node)
+    said = ["loading the model", "ünïcode survives", "done"]
+    events_append(
+        job_id=job.pk, placement=1, events=[{"type": "log", "line": line} for line in said]
+    )
     for name, data in [("check.json", b'{"ok": true}'), ("samples/model_0.cif", b"data_x\n")]:
         key = default_storage.save(f"artifacts/{job.pk}/1/{name}", ContentFile(data))
         import hashlib
@@ -231,9 +237,18 @@ def test_artifacts_download_singly_and_as_a_zip_with_a_manifest(project, alice, 
     archive = api(alice).get(f"/api/v1/jobs/{job.pk}/archive/")
     assert archive["Content-Type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(b"".join(archive.streaming_content))) as zf:
-        assert sorted(zf.namelist()) == ["check.json", "manifest.json", "samples/model_0.cif"]
+        assert sorted(zf.namelist()) == [
+            "check.json",
+            "log.txt",
+            "manifest.json",
+            "samples/model_0.cif",
+        ]
         manifest = json.loads(zf.read("manifest.json"))
         assert zf.read("check.json") == b'{"ok": true}'
+        assert zf.read("log.txt").decode().splitlines() == said
+    log = api(alice).get(f"/api/v1/jobs/{job.pk}/log/")
+    assert log["Content-Type"] == "text/plain; charset=utf-8"
+    assert b"".join(log.streaming_content).decode().splitlines() == said
     assert manifest["job"]["params"] == {} and manifest["ran_on"]["node"] == "n1"
     assert {a["name"] for a in manifest["artifacts"]} == {"check.json", "samples/model_0.cif"}
     assert api(alice).get(f"/api/v1/jobs/{job.pk}/artifacts/nothing").status_code == 404

@@ -9,9 +9,10 @@ from rest_framework.settings import api_settings
 pytestmark = pytest.mark.django_db
 
 
-def test_health_answers_without_authentication(client):
-    response = client.get("/api/v1/health/")
-    assert response.status_code == 200
+@pytest.mark.parametrize("path", ["/api/v1/health/", "/api/v1/health"])
+def test_health_answers_without_authentication(client, path):
+    response = client.get(path)
+    assert response.status_code == 200  # not a redirect, with or without the slash
     body = response.json()
     assert body["status"] == "ok" and body["checks"]["database"] == "ok"
     assert "SECRET" not in response.content.decode().upper()
