@@ -70,7 +70,7 @@ class CandidateListView(generics.ListAPIView):
         campaign = job_for(self.request.user, self.kwargs["pk"])
         if campaign.kind != "design":
             raise PortalError(
-                f"Job {campaign.pk} is a {campaign.kind} job; only a design campaign has "
+                f"Job {campaign.pk} is of the kind {campaign.kind}; only a design campaign has "
                 "candidates.",
                 code="not_a_campaign",
                 status_code=404,

@@ -49,7 +49,7 @@ def _check_inputs(kind, inputs) -> None:
             else f"{kind.min_inputs} to {kind.max_inputs}"
         )
         raise PortalError(
-            f"A {kind.name} job takes {wanted} input upload(s); {len(inputs)} given.",
+            f"The {kind.name} kind takes {wanted} input upload(s); {len(inputs)} given.",
             code="inputs_invalid",
         )
     for upload in inputs:

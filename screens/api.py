@@ -67,7 +67,7 @@ class LigandListView(generics.ListAPIView):
         screen = job_for(self.request.user, self.kwargs["pk"])
         if screen.kind != "screen":
             raise PortalError(
-                f"Job {screen.pk} is a {screen.kind} job; only a screen has ligands.",
+                f"Job {screen.pk} is of the kind {screen.kind}; only a screen has ligands.",
                 code="not_a_screen",
                 status_code=404,
             )

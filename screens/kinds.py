@@ -80,6 +80,7 @@ class ScreenKind(ParentKind):
     page = Page(
         template="screens/screen.html",
         scripts=("predictions/affinity_table.js", "jobs/table.js", "screens/screen.js"),
+        charts=False,  # its figures are its ligands' (the histogram and the table)
     )
     min_inputs, max_inputs = 1, 2
     input_kinds = (*STRUCTURES, *TABLES)
@@ -141,8 +142,8 @@ class ScreenKind(ParentKind):
             notes.insert(
                 0,
                 "The target is predicted without an MSA (single sequence), with every ligand: "
-                "Boltz-2 is usually less accurate so. `msa: server` or `local` searches one, once "
-                "for all ligands.",
+                "Boltz-2 is usually less accurate so. The MSA source server or local searches "
+                "one, once for all ligands.",
             )
         cleaned["ligands"] = len(ligands)
         cleaned["notes"] = notes

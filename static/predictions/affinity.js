@@ -38,5 +38,6 @@
   if (root.dataset.state === "succeeded") show();
   root.addEventListener("job:finished", (event) => {
     if (event.detail === "succeeded") show();
+    else document.getElementById("affinity-waiting").textContent = "No figures: the job " + event.detail + ".";
   });
 })();

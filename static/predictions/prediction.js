@@ -259,5 +259,6 @@
   if (root.dataset.state === "succeeded") show();
   root.addEventListener("job:finished", (event) => {
     if (event.detail === "succeeded") show();
+    else el("prediction-waiting").textContent = "No structure: the job " + event.detail + ".";
   });
 })();

@@ -83,8 +83,8 @@ def test_a_cofold_screen_ranks_its_ligands_by_their_predictions_affinity(
     assert response.status_code == 201, response.content
     assert response.json()["warnings"] == [
         "The target is predicted without an MSA (single sequence), with every ligand: Boltz-2 "
-        "is usually less accurate so. `msa: server` or `local` searches one, once for all "
-        "ligands.",
+        "is usually less accurate so. The MSA source server or local searches one, once for "
+        "all ligands.",
         "row 4 (broken): RDKit cannot read the SMILES 'C1CC(('",
     ]
     job = Job.objects.get(pk=response.json()["id"])
