@@ -32,6 +32,7 @@ class CandidateSerializer(serializers.ModelSerializer):
             "pair_iptm",
             "binder_plddt",
             "developability",
+            "constraints_met",
             "fitness",
             "error",
             "structure",

@@ -27,6 +27,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from designs import search
+from designs.constraints import checks, fraction_met
 from designs.kinds import BINDER, TARGET, candidate_params
 from designs.models import Candidate
 from jobs.kinds.base import Child
@@ -150,7 +151,7 @@ class Step(ParentStep):
             candidate.scored_at = timezone.now()
             if child.state == State.SUCCEEDED:
                 try:
-                    scored = score(child, candidate.sequence)
+                    scored = score(child, candidate.sequence, self.params.get("constraints"))
                 except (KeyError, ValueError, OSError, Artifact.DoesNotExist) as exc:
                     candidate.error = f"its prediction gave no scores: {exc}"
                 else:
@@ -158,6 +159,7 @@ class Step(ParentStep):
                     candidate.binder_plddt = scored.binder_plddt
                     candidate.residue_plddt = list(scored.residue_plddt)
                     candidate.developability = scored.developability
+                    candidate.constraints_met = scored.constraints
                     candidate.fitness = scored.fitness
             else:
                 last = child.transitions.order_by("-at", "-id").first()
@@ -167,7 +169,8 @@ class Step(ParentStep):
                 self.say(
                     f"{label}: pair ipTM {candidate.pair_iptm:.3f}, binder pLDDT "
                     f"{candidate.binder_plddt:.3f}, developability "
-                    f"{candidate.developability:.2f}, fitness {candidate.fitness:.3f}"
+                    f"{candidate.developability:.2f}, constraints met "
+                    f"{candidate.constraints_met:.0%}, fitness {candidate.fitness:.3f}"
                 )
             else:
                 self.say(f"{label}: {candidate.error}")
@@ -261,7 +264,10 @@ def _duration(seconds: float) -> str:
 
 
 def as_scored(candidate: Candidate) -> search.Scored:
-    return search.Scored.of(candidate.sequence, candidate.pair_iptm, candidate.residue_plddt)
+    met = 1.0 if candidate.constraints_met is None else candidate.constraints_met
+    return search.Scored.of(
+        candidate.sequence, candidate.pair_iptm, candidate.residue_plddt, constraints=met
+    )
 
 
 def best_per_generation(candidates: list[Candidate]) -> list[float]:
@@ -295,12 +301,18 @@ def stagnant(history: list[float]) -> int:
     return count
 
 
-def score(child: Job, sequence: str) -> search.Scored:
+def score(child: Job, sequence: str, constraints: list | None = None) -> search.Scored:
     """A finished candidate's scores: the binder-target pair ipTM of its best sample (the
-    engine's `iptm_A_B` metric) and its binder's per-residue pLDDT (the best sample's pLDDT
-    over the binder's tokens)."""
+    engine's `iptm_A_B` metric), its binder's per-residue pLDDT (the best sample's pLDDT
+    over the binder's tokens) and the fraction of the campaign's distance constraints the
+    best sample's structure meets."""
     pair_iptm = float(child.metrics[f"iptm_{TARGET}_{BINDER}"]["value"])
     artifacts = {a.name: a for a in child.artifacts.all()}
+    met = 1.0
+    if checks(constraints or []):
+        cif = artifacts[f"{record_name(child.params, child.pk)}_model_0.cif"]
+        with default_storage.open(cif.storage_key, "rb") as f:
+            met = fraction_met(constraints, f.read().decode())
     with default_storage.open(artifacts["chains.json"].storage_key, "rb") as f:
         chains = json.load(f)["chains"]
     with default_storage.open(
@@ -318,7 +330,7 @@ def score(child: Job, sequence: str) -> search.Scored:
     if len(tokens) != len(sequence):
         # A modified residue is a token per atom: spread the binder's mean over its residues.
         tokens = [sum(tokens) / len(tokens)] * len(sequence)
-    return search.Scored.of(sequence, pair_iptm, tokens)
+    return search.Scored.of(sequence, pair_iptm, tokens, constraints=met)
 
 
 def results(campaign: Job) -> list[dict]:
@@ -340,6 +352,7 @@ def results(campaign: Job) -> list[dict]:
             "pair_iptm",
             "binder_plddt",
             "developability",
+            "constraints_met",
             "fitness",
             "job",
             "error",
@@ -355,6 +368,7 @@ def results(campaign: Job) -> list[dict]:
                 _figure(c.pair_iptm),
                 _figure(c.binder_plddt),
                 _figure(c.developability),
+                _figure(c.constraints_met),
                 _figure(c.fitness),
                 c.job_id,
                 c.error,

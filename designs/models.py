@@ -24,6 +24,8 @@ class Candidate(models.Model):
     residue_plddt = models.JSONField(default=list, blank=True)
     developability = models.FloatField(null=True, blank=True)
     fitness = models.FloatField(null=True, blank=True)
+    # The fraction of the campaign's distance constraints its structure meets (1 without any).
+    constraints_met = models.FloatField(null=True, blank=True)
     # Set when its prediction ended: scored (fitness set) or failed (error set).
     scored_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)

@@ -141,9 +141,12 @@ def developability(sequence: str) -> float:
     return 1.0 - min(PENALTY_CAP, LIABILITY_PENALTY * sum(liabilities))
 
 
-def fitness(pair_iptm: float, binder_plddt: float, developability: float) -> float:
-    """The one number the campaign ranks and charts candidates by."""
-    return 0.6 * pair_iptm + 0.3 * binder_plddt + 0.1 * developability
+def fitness(
+    pair_iptm: float, binder_plddt: float, developability: float, constraints: float = 1.0
+) -> float:
+    """The one number the campaign ranks and charts candidates by: scaled by the fraction of
+    the campaign's distance constraints its structure meets (designs/constraints.py)."""
+    return (0.6 * pair_iptm + 0.3 * binder_plddt + 0.1 * developability) * constraints
 
 
 @dataclass(frozen=True)
@@ -156,10 +159,14 @@ class Scored:
     residue_plddt: tuple[float, ...]
     developability: float
     fitness: float
+    constraints: float = 1.0  # the fraction of the campaign's distance constraints met
 
     @classmethod
-    def of(cls, sequence: str, pair_iptm: float, residue_plddt) -> "Scored":
-        """Scores a candidate from its prediction: one pLDDT per residue of the binder."""
+    def of(
+        cls, sequence: str, pair_iptm: float, residue_plddt, constraints: float = 1.0
+    ) -> "Scored":
+        """Scores a candidate from its prediction: one pLDDT per residue of the binder, and
+        the fraction of the campaign's distance constraints its structure meets."""
         plddt = tuple(float(p) for p in residue_plddt)
         if len(plddt) != len(sequence):
             raise ValueError(f"{len(plddt)} pLDDT values for a binder of {len(sequence)} residues")
@@ -171,12 +178,17 @@ class Scored:
             binder_plddt=mean,
             residue_plddt=plddt,
             developability=dev,
-            fitness=fitness(float(pair_iptm), mean, dev),
+            fitness=fitness(float(pair_iptm), mean, dev, float(constraints)),
+            constraints=float(constraints),
         )
 
 
-def _objectives(s: Scored) -> tuple[float, float, float]:
-    return (s.pair_iptm, s.binder_plddt, s.developability)
+# What NSGA-II weighs (the constraints met: 1.0 for all where a campaign has none).
+OBJECTIVES = ("pair_iptm", "binder_plddt", "developability", "constraints")
+
+
+def _objectives(s: Scored) -> tuple[float, ...]:
+    return tuple(getattr(s, name) for name in OBJECTIVES)
 
 
 def _dominates(a: Scored, b: Scored) -> bool:
@@ -212,7 +224,7 @@ def _crowding(front: list[Scored]) -> list[float]:
     neighbours make, per objective; the ends of an objective's range are infinite. An objective
     all the front shares adds nothing (no ends to favour)."""
     distance = [0.0] * len(front)
-    for k in range(3):
+    for k in range(len(OBJECTIVES)):
         order = sorted(
             range(len(front)), key=lambda i: (_objectives(front[i])[k], front[i].sequence)
         )
@@ -229,8 +241,8 @@ def _crowding(front: list[Scored]) -> list[float]:
 
 def nsga2_order(scored: list[Scored]) -> list[Scored]:
     """The candidates best first by NSGA-II: non-dominated fronts over (pair ipTM, binder pLDDT,
-    developability), within a front the larger crowding distance first (the spread of the
-    front is kept), then the higher fitness, then the sequence."""
+    developability, constraints met), within a front the larger crowding distance first (the
+    spread of the front is kept), then the higher fitness, then the sequence."""
     ordered = []
     for indices in _fronts(scored):
         front = [scored[i] for i in indices]

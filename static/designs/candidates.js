@@ -22,6 +22,7 @@
       cell(row, figure(c.pair_iptm));
       cell(row, figure(c.binder_plddt));
       cell(row, figure(c.developability));
+      cell(row, c.constraints_met === null ? "—" : Math.round(c.constraints_met * 100) + "%");
       cell(row, figure(c.fitness));
       cell(row, c.error ? c.state + ": " + c.error : c.state);
       body.appendChild(row);

@@ -11,10 +11,14 @@ import pytest
 from django.core.files.storage import default_storage
 
 from designs.campaigns import advance
+from designs.constraints import fraction_met
+from designs.models import Candidate
+from designs.search import fitness
 from jobs.models import Job, State
 from jobs.placement import place_queued_jobs
 from jobs.runner import run_job
 from jobs.services import job_cancel, job_finish, job_start
+from predictions.results import record_name
 from tests.jobs.test_runner import beat
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -240,6 +244,20 @@ def test_constraints_apply_to_every_candidate_and_bad_parameters_are_a_400(
     advance(campaign.pk)
     for child in Job.objects.filter(parent=campaign):
         assert child.params["input"]["constraints"][0]["pocket"]["binder"] == "B"
+    # Each candidate is scored on how many of the two pocket residues its binder came near in
+    # the structure predicted, and its fitness scaled by that.
+    run_campaign(campaign, enqueued)
+    rows = api(alice).get(f"/api/v1/jobs/{campaign.pk}/candidates/").json()["results"]
+    scored = [row for row in rows if row["fitness"] is not None]
+    assert scored and {row["constraints_met"] for row in scored} <= {0.0, 0.5, 1.0}
+    for row in scored:
+        candidate = Candidate.objects.get(campaign=campaign, sequence=row["sequence"])
+        record = record_name(candidate.job.params, candidate.job.pk)
+        cif = artifact(candidate.job, f"{record}_model_0.cif")
+        assert row["constraints_met"] == fraction_met(pocket, cif.decode())
+        unscaled = fitness(row["pair_iptm"], row["binder_plddt"], row["developability"])
+        assert row["fitness"] == pytest.approx(unscaled * row["constraints_met"])
+    assert "constraints_met" in artifact(campaign, "candidates.csv").decode().splitlines()[0]
 
     def refused(**params):
         response = api(alice).post(
