@@ -5,6 +5,7 @@ import io
 import json
 import zipfile
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
@@ -61,7 +62,9 @@ def manifest(job) -> dict:
                 "sha256": i.upload.sha256,
             }
             for i in job.job_inputs.select_related("upload")
-        ],
+        ]
+        # Files the kind fetched besides the uploads (a trained model for `score`).
+        + [{"name": f["name"], "sha256": f["sha256"]} for f in _extra_inputs(job)],
         "ran_on": {
             "node": node.name if node else None,
             "gpu": job.gpu,
@@ -69,10 +72,13 @@ def manifest(job) -> dict:
                 (g.get("name") for g in (node.gpus if node else []) if g.get("index") == job.gpu),
                 None,
             ),
-            "engines": node.engines if node else {},
+            # As the node reported them when it started the job.
+            "engines": job.node_engines,
         },
-        # What the kind's engine says it ran with (weights and their digests, versions).
+        # What the kind's engine says it ran with (weights and their digests, versions); for a
+        # job whose children ran the engine (a campaign, a screen), what they ran with.
         "engine": _provenance(job),
+        "children_ran_on": _children_nodes(job),
         "artifacts": [
             {"name": a.name, "size": a.size, "sha256": a.sha256} for a in job.artifacts.all()
         ],
@@ -80,12 +86,41 @@ def manifest(job) -> dict:
     }
 
 
-def _provenance(job) -> dict | None:
+def _provenance(job) -> dict | list | None:
     artifact = job.artifacts.filter(name="provenance.json").first()
-    if artifact is None:
-        return None
-    with default_storage.open(artifact.storage_key, "rb") as f:
-        return json.loads(f.read())
+    if artifact is not None:
+        with default_storage.open(artifact.storage_key, "rb") as f:
+            return json.loads(f.read())
+    # A parent's children on one node ran the same engine: the first of each node says it
+    # (without its own seed and options), each different one once.
+    found = []
+    succeeded = job.children.filter(state="succeeded", node__isnull=False)
+    for node_id in succeeded.values_list("node_id", flat=True).distinct().order_by("node_id"):
+        child = succeeded.filter(node_id=node_id).order_by("pk").first()
+        ran = _provenance(child)
+        if isinstance(ran, dict):
+            same = {k: v for k, v in ran.items() if k not in ("seed", "options")}
+            if same not in found:
+                found.append(same)
+    return found or None
+
+
+def _children_nodes(job) -> dict[str, int]:
+    """How many of its children ran on each node (for a parent job)."""
+    counts: dict[str, int] = {}
+    for name in job.children.exclude(node__isnull=True).values_list("node__name", flat=True):
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def _extra_inputs(job) -> list[dict]:
+    from jobs.kinds import get_kind
+
+    kind = get_kind(job.kind)
+    try:
+        return kind.extra_inputs(job) if kind is not None else []
+    except ObjectDoesNotExist:  # what it names is gone: the manifest still comes
+        return []
 
 
 LOG = "log.txt"

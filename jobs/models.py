@@ -76,6 +76,8 @@ class Job(models.Model):
     slot = models.SmallIntegerField(null=True, blank=True)
     gpu = models.SmallIntegerField(null=True, blank=True)
     node_boot_id = models.CharField(max_length=64, blank=True)
+    # The engines its node reported as it started the job (versions, weights): its provenance.
+    node_engines = models.JSONField(default=dict, blank=True)
     placement = models.PositiveIntegerField(default=0)
     attempt = models.PositiveSmallIntegerField(default=0)
 

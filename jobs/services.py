@@ -415,6 +415,7 @@ def job_start(*, job_id: int, placement: int, node_name: str, boot_id: str) -> J
         last_output_at=now,
         attempt=lambda current: current.attempt + 1,
         node_boot_id=boot_id,
+        node_engines=lambda current: Node.objects.get(name=node_name).engines or {},
         cancel_requested=False,
     )
     return started

@@ -5,7 +5,8 @@
 Fits training/seqmodel.py to the labeled sequences, reporting per epoch (and every
 STEPS_REPORTED batches of a long epoch) the losses and validation figures as metric points,
 progress, and log lines with the elapsed time. Writes `model.pth` (the weights and all that is
-needed to use them), `metrics.json` (every epoch's figures and the best) and `train.log`.
+needed to use them), `metrics.json` (every epoch's figures and the best), `provenance.json`
+(torch, the device, the seed, the model's shape) and `train.log`.
 Deterministic for a given seed on the CPU; on the job's GPU when it has one.
 """
 
@@ -182,6 +183,16 @@ def main() -> None:
     (args.out / "metrics.json").write_text(
         json.dumps({"task": task, "epochs": history, "final": history[-1], "best": best}, indent=2)
     )
+    # What ran (the archive's manifest shows it as the job's engine).
+    provenance = {
+        "engine": "training.seqmodel",
+        "torch_version": torch.__version__,
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "seed": seed,
+        "model_config": model.config,
+    }
+    (args.out / "provenance.json").write_text(json.dumps(provenance, indent=2))
     log(f"best epoch {best['epoch']} (val_loss {best['val_loss']:.4f}); saved model.pth")
 
 

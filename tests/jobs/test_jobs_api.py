@@ -213,7 +213,10 @@ def test_events_come_after_an_id_oldest_first_in_pages(project, alice, api, make
 def test_artifacts_download_singly_and_as_a_zip_with_a_manifest_and_the_log(
     project, alice, api, make_node
 ):
-    job = running_job(project, alice, api, make_node)
+    at_start = {"cuda": {"ready": True, "version": "12.4"}}
+    job = running_job(project, alice, api, lambda: make_node(engines=at_start))
+    job.node.engines = {"boltz": {"ready": True, "version": "9.9 (upgraded since)"}}
+    job.node.save()
     said = ["loading the model", "ünïcode survives", "done"]
     events_append(
         job_id=job.pk, placement=1, events=[{"type": "log", "line": line} for line in said]
@@ -250,6 +253,8 @@ def test_artifacts_download_singly_and_as_a_zip_with_a_manifest_and_the_log(
     assert log["Content-Type"] == "text/plain; charset=utf-8"
     assert b"".join(log.streaming_content).decode().splitlines() == said
     assert manifest["job"]["params"] == {} and manifest["ran_on"]["node"] == "n1"
+    # The engines the node had as the job started, whatever it reports now.
+    assert manifest["ran_on"]["engines"] == at_start
     assert {a["name"] for a in manifest["artifacts"]} == {"check.json", "samples/model_0.cif"}
     assert api(alice).get(f"/api/v1/jobs/{job.pk}/artifacts/nothing").status_code == 404
 

@@ -5,6 +5,7 @@ scheduler's step (`advance`), in this process."""
 import csv
 import io
 import json
+import zipfile
 
 import pytest
 from django.core.files.storage import default_storage
@@ -109,6 +110,13 @@ def test_a_cofold_screen_ranks_its_ligands_by_their_predictions_affinity(
     table = list(csv.DictReader(io.StringIO(artifact(job, "ligands.csv").decode())))
     assert [t["name"] for t in table] == [r["name"] for r in ranking]
     assert json.loads(artifact(job, "screen.json"))["scored"] == 3
+    # Its archive says what its ligands' predictions ran with, and where.
+    archive = api(alice).get(f"/api/v1/jobs/{job.pk}/archive/")
+    with zipfile.ZipFile(io.BytesIO(b"".join(archive.streaming_content))) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+    first = json.loads(artifact(Job.objects.get(pk=ranking[0]["job"]), "provenance.json"))
+    assert manifest["engine"] == [{k: v for k, v in first.items() if k not in ("seed", "options")}]
+    assert manifest["engine"][0]["boltz_version"] and manifest["children_ran_on"] == {"n1": 3}
     assert f"rank-01_{ranking[0]['name']}.cif" in set(job.artifacts.values_list("name", flat=True))
     # Its page lists its ligands' jobs as its own, not as jobs it waits for.
     client = Client()

@@ -2,12 +2,14 @@
 of their own; uploads and jobs through the API, as a scientist's script would."""
 
 import csv
+import hashlib
 import io
 import json
 import statistics
 import subprocess
 import sys
 import time
+import zipfile
 
 import pytest
 import torch
@@ -73,6 +75,8 @@ def test_a_classifier_learns_a_motif_and_scores_new_sequences(orm_stack, project
     assert metrics["best"]["val_loss"] == min(v for _, v in series["val_loss"])
     log = artifact(client, job, "train.log").decode()
     assert "epoch 5/5" in log and "[0:0" in log  # with the elapsed time
+    ran = json.loads(artifact(client, job, "provenance.json"))
+    assert ran["torch_version"] and ran["device"] == "cpu" and ran["seed"] == 1
 
     model_file = tmp_path / "model.pth"
     model_file.write_bytes(artifact(client, job, "model.pth"))
@@ -84,6 +88,14 @@ def test_a_classifier_learns_a_motif_and_scores_new_sequences(orm_stack, project
     new = upload(orm_stack, client, project, tmp_path / "new.fasta")
     score, _ = run_to_end(client, project, "score", [new], {"model_job": job.pk})
     rows = list(csv.DictReader(io.StringIO(artifact(client, score, "predictions.csv").decode())))
+    # The score's archive names the trained model it used among its inputs, by its digest.
+    archive = client.session.get(f"{client.url}/api/v1/jobs/{score.pk}/archive/", timeout=30)
+    with zipfile.ZipFile(io.BytesIO(archive.content)) as zf:
+        inputs = json.loads(zf.read("manifest.json"))["inputs"]
+    assert {
+        "name": "model.pth",
+        "sha256": hashlib.sha256(model_file.read_bytes()).hexdigest(),
+    } in inputs
     assert [r["name"] for r in rows] == [f"new{n}" for n in range(len(truth))]
     assert set(rows[0]) == {"name", "sequence", "prediction", "p_binder", "p_non-binder"}
     accuracy = sum(r["prediction"] == t for r, t in zip(rows, truth, strict=True)) / len(truth)
