@@ -380,7 +380,8 @@ def results(campaign: Job) -> list[dict]:
         "candidates": len(candidates),
         "scored": len(ranked),
         "best_fitness_per_generation": best_per_generation(candidates) if candidates else [],
-        "fitness": "0.6 × pair ipTM + 0.3 × binder pLDDT + 0.1 × developability",
+        "fitness": "(0.6 × pair ipTM + 0.3 × binder pLDDT + 0.1 × developability) × "
+        "constraints met",
         "ended_at": timezone.now().isoformat(),
     }
     artifacts = [

@@ -136,6 +136,7 @@ class DesignKind(ParentKind):
     drawn = ("seed",)  # chosen at random where none is given
     title = "Design peptide binders (Boltz-2)"
     page = Page(template="designs/candidates.html", form="designs/new.html")
+    headline = (("best_fitness", "best fitness"),)
     min_inputs, max_inputs = 0, 1
     input_kinds = ("fasta",)
     Params = DesignParams

@@ -261,13 +261,12 @@ def waits_for(job: Job) -> str:
     kind = get_kind(job.kind)
     if kind is None:
         return ""
-    nodes = [
-        node
-        for node in nodes_available()
-        if all(node.can_run(name) for name in (*kind.requires, *job.needs))
-    ]
+    up = nodes_available()
+    nodes = [node for node in up if all(node.can_run(n) for n in (*kind.requires, *job.needs))]
+    if not up:
+        return "for a node: none is up"
     if not nodes:
-        return "for a node that can run it: none is up"
+        return "for a node that can run it: none of those up can"
     placed_jobs = sql.jobs_placed([State.QUEUED, State.RUNNING])
     occupied = {(j["node_id"], j["slot"]) for j in placed_jobs}
     use, empty = GpuUse(nodes, placed_jobs), GpuUse(nodes, [])

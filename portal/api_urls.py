@@ -4,7 +4,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularSwaggerView
 
 from portal.accounts.api import TokenDetailView, TokenListView
-from portal.health import HealthView
+from portal.health import HealthView, HealthWithoutSlash
 from portal.projects.api import (
     MembershipDetailView,
     MembershipListView,
@@ -23,7 +23,7 @@ urlpatterns = [
     path("health/", HealthView.as_view(), name="api-health"),
     # As SPEC and probes write it, without the slash: answered, not redirected (a probe that
     # does not follow redirects would call the portal down).
-    path("health", HealthView.as_view()),
+    path("health", HealthWithoutSlash.as_view()),
     path("schema/", SchemaView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("tokens/", TokenListView.as_view(), name="api-tokens"),

@@ -58,3 +58,9 @@ class HealthView(APIView):
             },
             status=200 if healthy else 503,
         )
+
+
+@extend_schema(exclude=True)
+class HealthWithoutSlash(HealthView):
+    """`/api/v1/health` as probes write it: the same answer (not a redirect), once in the
+    schema."""

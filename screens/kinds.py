@@ -82,6 +82,7 @@ class ScreenKind(ParentKind):
         scripts=("predictions/affinity_table.js", "jobs/table.js", "screens/screen.js"),
         charts=False,  # its figures are its ligands' (the histogram and the table)
     )
+    headline = (("best_affinity_pred_value", "best log10 IC50"),)
     min_inputs, max_inputs = 1, 2
     input_kinds = (*STRUCTURES, *TABLES)
     Params = ScreenParams

@@ -140,7 +140,9 @@ class Step(ParentStep):
         ended = self.screen.ligands.filter(scored_at__isnull=True, job__isnull=False).exclude(
             job__state__in=ACTIVE
         )
+        changed = False
         for ligand in ended.select_related("job").order_by("index"):
+            changed = True
             child, label = ligand.job, f"Ligand {ligand.index + 1} {ligand.name}"
             ligand.scored_at = timezone.now()
             metrics = child.metrics or {}
@@ -158,6 +160,18 @@ class Step(ParentStep):
                 ligand.error = f"{child.state}: {child.error or (last.reason if last else '')}"
                 self.say(f"{label}: {ligand.error}")
             ligand.save()
+        # The best so far, as the screen's figure (the jobs list shows it beside the screen).
+        scored = self.screen.ligands.filter(affinity_pred_value__isnull=False)
+        best = scored.order_by("affinity_pred_value").values_list("affinity_pred_value", flat=True)
+        if changed and best:
+            self.events.append(
+                {
+                    "type": "metric",
+                    "step": scored.count(),
+                    "name": "best_affinity_pred_value",
+                    "value": best[0],
+                }
+            )
 
     def progress(self) -> None:
         ligands = self.screen.ligands

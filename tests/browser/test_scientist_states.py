@@ -30,7 +30,7 @@ def test_no_weights_and_a_queued_jobs_place(orm_stack, project, alice, browser_p
     client = orm_stack.client(alice)
     ids = [client.submit(project, params={"seconds": n + 1})["id"] for n in range(3)]
     page.goto(f"{orm_stack.url}/jobs/{ids[2]}/")
-    assert page.inner_text("#job-where") == "waiting: number 3 in the queue"
+    assert page.inner_text("#job-where") == "waiting: number 3 in the queue, for a node: none is up"
     screenshot(page, "queued-job-place")
 
 

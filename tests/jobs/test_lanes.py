@@ -126,7 +126,7 @@ def test_a_waiting_jobs_page_says_what_it_waits_for(
     # With the node gone, it waits for one.
     node.last_heartbeat_at = None
     node.save()
-    assert says(big).endswith("in the queue, for a node that can run it: none is up")
+    assert says(big).endswith("in the queue, for a node: none is up")
     assert says(running).startswith("node box, GPU 0")
 
 

@@ -100,6 +100,9 @@ def test_a_cofold_screen_ranks_its_ligands_by_their_predictions_affinity(
     }
     values = [r["affinity_pred_value"] for r in ranking]
     assert values == sorted(values) and [r["rank"] for r in ranking] == [1, 2, 3]
+    # The best is the screen's figure, as the jobs list shows it.
+    best = Job.objects.get(pk=job.pk).metrics["best_affinity_pred_value"]
+    assert best == {"step": 3, "value": values[0]}
     for row in ranking:
         child = Job.objects.get(pk=row["job"])
         assert child.kind == "predict" and child.parent_id == job.pk
