@@ -495,6 +495,32 @@ def test_json_nested_100000_levels_deep_is_a_400_on_every_json_operation(lab_her
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.parametrize(
+    "document",
+    [
+        '{"hostname": "a\\u0000b", "params": {"x": "a\\u0000b"}}',
+        '{"\\ud800": 1, "name": "\\udfff"}',
+    ],
+    ids=["nul", "lone-surrogate"],
+)
+def test_json_text_that_cannot_be_stored_is_a_400_on_every_json_operation(lab_here, document):
+    """Valid JSON, but PostgreSQL stores no NUL character and UTF-8 no lone surrogate: found by
+    the fuzzer as a heartbeat's engines, a server error until the parser refused it."""
+    schema, call, problems = api_schema(), Caller(lab_here), []
+    for method, path, operation in operations(schema):
+        if json_body(operation):
+            before = stored()
+            response = call(method, path, raw=document)
+            problem = refused(response, 400)
+            if problem is None and "which no text is stored with" not in response.json()["detail"]:
+                problem = f"said {response.json()['detail']!r}"
+            if problem is None and stored() != before:
+                problem = "stored something"
+            if problem:
+                problems.append(f"{method} {path}: {problem}")
+    assert not problems, "\n".join(problems)
+
+
 def test_json_nested_past_the_limit_is_refused_and_just_within_it_is_read(lab_here):
     from portal.parsers import MAX_DEPTH
 
