@@ -103,7 +103,9 @@ def test_a_finished_prediction_shows_its_structure_confidence_and_pae(
         f"{other['confidence_score']:.3f}"
     )
     # The samples side by side, each row its confidence JSON's figures; a row shows its sample.
-    page.wait_for_function("document.querySelectorAll('#samples tbody tr').length === 2")
+    page.wait_for_function(
+        "document.querySelectorAll('#samples tbody tr').length === 2", timeout=60_000
+    )  # each row's JSON is fetched; a loaded 2-core machine took over 20 s once
     rows = page.eval_on_selector_all(
         "#samples tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent))"
     )
