@@ -489,17 +489,31 @@ def test_an_id_beyond_64_bits_is_refused_wherever_it_is_sent(lab_here, huge):
     assert tried > 30 and not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("document", [DEEP_OBJECT, DEEP_LIST], ids=["objects", "lists"])
-def test_json_nested_100000_levels_deep_is_a_400_on_every_json_operation(lab_here, document):
+def refused_by_every_json_operation(
+    lab_here, raw, status: int, saying: str = "", code: str | None = None
+) -> list[str]:
+    """What is wrong with how each JSON operation answers the body `raw`: anything but a clear
+    `status` (with `code`, and a detail that says `saying`, where given) that stored nothing."""
     schema, call, problems = api_schema(), Caller(lab_here), []
     for method, path, operation in operations(schema):
         if json_body(operation):
             before = stored()
-            problem = refused(call(method, path, raw=document), 400)
+            response = call(method, path, raw=raw)
+            problem = refused(response, status)
+            if problem is None and code and response.json()["code"] != code:
+                problem = f"code {response.json()['code']}"
+            if problem is None and saying not in response.json()["detail"]:
+                problem = f"said {response.json()['detail']!r}"
             if problem is None and stored() != before:
                 problem = "stored something"
             if problem:
                 problems.append(f"{method} {path}: {problem}")
+    return problems
+
+
+@pytest.mark.parametrize("document", [DEEP_OBJECT, DEEP_LIST], ids=["objects", "lists"])
+def test_json_nested_100000_levels_deep_is_a_400_on_every_json_operation(lab_here, document):
+    problems = refused_by_every_json_operation(lab_here, document, 400)
     assert not problems, "\n".join(problems)
 
 
@@ -514,18 +528,9 @@ def test_json_nested_100000_levels_deep_is_a_400_on_every_json_operation(lab_her
 def test_json_text_that_cannot_be_stored_is_a_400_on_every_json_operation(lab_here, document):
     """Valid JSON, but PostgreSQL stores no NUL character and UTF-8 no lone surrogate: found by
     the fuzzer as a heartbeat's engines, a server error until the parser refused it."""
-    schema, call, problems = api_schema(), Caller(lab_here), []
-    for method, path, operation in operations(schema):
-        if json_body(operation):
-            before = stored()
-            response = call(method, path, raw=document)
-            problem = refused(response, 400)
-            if problem is None and "which no text is stored with" not in response.json()["detail"]:
-                problem = f"said {response.json()['detail']!r}"
-            if problem is None and stored() != before:
-                problem = "stored something"
-            if problem:
-                problems.append(f"{method} {path}: {problem}")
+    problems = refused_by_every_json_operation(
+        lab_here, document, 400, "which no text is stored with"
+    )
     assert not problems, "\n".join(problems)
 
 
@@ -548,18 +553,7 @@ def test_json_nested_past_the_limit_is_refused_and_just_within_it_is_read(lab_he
 
 
 def test_a_body_over_the_size_limit_is_a_413_on_every_json_operation(lab_here):
-    schema, call, problems = api_schema(), Caller(lab_here), []
-    for method, path, operation in operations(schema):
-        if json_body(operation):
-            before = stored()
-            response = call(method, path, raw=TOO_BIG)
-            problem = refused(response, 413)
-            if problem is None and response.json()["code"] != "request_too_large":
-                problem = f"code {response.json()['code']}"
-            if problem is None and stored() != before:
-                problem = "stored something"
-            if problem:
-                problems.append(f"{method} {path}: {problem}")
+    problems = refused_by_every_json_operation(lab_here, TOO_BIG, 413, code="request_too_large")
     assert not problems, "\n".join(problems)
 
 
